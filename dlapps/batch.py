@@ -1,0 +1,186 @@
+"""Batch runs over files, directories, text/JSONL/CSV lists: streaming, progress,
+resume, and an error record for every input that fails.
+
+Output is JSON Lines, one record per input::
+
+    {"input": "a.png", "label": "7", "score": 0.99, "top_k": [...]}
+    {"input": "bad.png", "error": "expected an image ...", "error_type": "InvalidInputError"}
+
+Running again with the same output skips the inputs already recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from dlapps.errors import InvalidInputError
+from dlapps.task import FILE_KINDS
+
+
+@dataclass
+class BatchSummary:
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    output: Path | None = None
+
+    def __str__(self) -> str:
+        where = f" -> {self.output}" if self.output else ""
+        skipped = f", {self.skipped} already done" if self.skipped else ""
+        return f"{self.succeeded} succeeded, {self.failed} failed{skipped}{where}"
+
+
+# -- inputs ------------------------------------------------------------------
+def collect_inputs(task, sources: Iterable[str] = (), input_file=None) -> list[tuple[str, Any]]:
+    """(record id, raw input) pairs for everything the user named.
+
+    For file tasks (images...) sources are files or directories, searched
+    recursively. For other tasks sources are literal values. ``input_file`` is
+    a .txt (one input per line), .jsonl (an object per line) or .csv file.
+    A source that cannot give any input becomes an InvalidInputError in place of its raw value.
+    """
+    suffixes = FILE_KINDS.get(task.input_kind)
+    items: list[tuple[str, Any]] = []
+    for source in sources:
+        if suffixes is None:
+            items.append((source, source))
+        elif Path(source).is_dir():
+            found = sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                items.append((source, InvalidInputError(
+                    f"expected image files ({', '.join(suffixes)}) in the directory '{source}', found none")))
+            items += [(str(p), str(p)) for p in found]
+        else:
+            items.append((source, source))
+    if input_file:
+        items += list(read_input_file(input_file, task))
+    if not items:
+        raise InvalidInputError("expected at least one input (files, directories or --input FILE), received none")
+    return items
+
+
+def read_input_file(path, task) -> Iterator[tuple[str, Any]]:
+    """Records of a .txt, .jsonl or .csv input list, each with a ``file:line`` id."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"expected an input list file, received '{path}', which does not exist")
+    field = getattr(task, "input_field", None) or "input"
+    with open(path, encoding="utf-8", newline="") as handle:
+        try:
+            if path.suffix.lower() == ".csv":
+                for line, row in enumerate(csv.DictReader(handle), start=2):
+                    yield f"{path}:{line}", _field(row, field, path, line)
+                return
+            for line, text in enumerate(handle, start=1):
+                text = text.rstrip("\r\n")
+                if path.suffix.lower() == ".jsonl":
+                    if not text.strip():
+                        continue
+                    try:
+                        yield f"{path}:{line}", _field(json.loads(text), field, path, line)
+                    except json.JSONDecodeError as exc:
+                        yield f"{path}:{line}", InvalidInputError(f"{path}:{line}: not valid JSON ({exc.msg})")
+                else:
+                    yield f"{path}:{line}", text
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"expected a UTF-8 text file, received '{path}', which has invalid UTF-8 at byte {exc.start}"
+            ) from None
+
+
+def _field(row, field: str, path, line):
+    if not isinstance(row, dict) or field not in row:
+        return InvalidInputError(f"{path}:{line}: expected a record with the field {field!r}, received {row!r}"[:300])
+    return row[field]
+
+
+# -- output and resume ---------------------------------------------------------
+def done_inputs(output: Path) -> set[str]:
+    """Ids already recorded in ``output``; a torn last line (from a killed run) is cut off."""
+    done: set[str] = set()
+    if not output.exists():
+        return done
+    good_end = 0
+    with open(output, "rb") as handle:
+        for raw_line in handle:
+            try:
+                record = json.loads(raw_line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break
+            if not raw_line.endswith(b"\n"):
+                break
+            done.add(record.get("input"))
+            good_end += len(raw_line)
+    if good_end != output.stat().st_size:
+        with open(output, "r+b") as handle:
+            handle.truncate(good_end)
+    return done
+
+
+def error_record(input_id: str, exc: BaseException) -> dict:
+    return {"input": input_id, "error": str(exc), "error_type": type(exc).__name__}
+
+
+def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: int = 32,
+              progress: bool = True, echo=None) -> BatchSummary:
+    """Predict every item, appending one JSON line per input to ``output`` (or echoing to stdout)."""
+    from tqdm import tqdm
+
+    summary = BatchSummary(output=Path(output) if output else None)
+    done = done_inputs(summary.output) if summary.output else set()
+    todo = [(i, raw) for i, raw in items if i not in done]
+    summary.skipped = len(items) - len(todo)
+    sink = open(summary.output, "a", encoding="utf-8") if summary.output else None
+    echo = echo or (lambda record: _print_record(predictor.task, record))
+    bar = tqdm(total=len(todo), unit="input", disable=not progress, file=sys.stderr)
+
+    def emit(record):
+        if "error" in record:
+            summary.failed += 1
+        else:
+            summary.succeeded += 1
+        if sink:
+            sink.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            sink.flush()
+        else:
+            echo(record)
+        bar.update(1)
+
+    ids: dict[int, str] = {}  # iter_predict numbers the inputs it receives 0, 1, 2...
+
+    def raws():
+        for input_id, raw in todo:
+            if isinstance(raw, Exception):  # known bad before any decoding: record it now
+                emit(error_record(input_id, raw))
+                continue
+            ids[next(numbers)] = input_id
+            yield raw
+
+    numbers = itertools.count()
+    try:
+        for index, result in predictor.iter_predict(raws(), batch_size=batch_size):
+            input_id = ids.pop(index)
+            if isinstance(result, Exception):
+                emit(error_record(input_id, result))
+            else:
+                emit({"input": input_id, **result})
+    finally:
+        bar.close()
+        if sink:
+            sink.close()
+    return summary
+
+
+def _print_record(task, record: dict) -> None:
+    if "error" in record:
+        print(f"{record['input']}: error: {record['error']}", file=sys.stderr)
+    else:
+        result = {k: v for k, v in record.items() if k != "input"}
+        print(f"{record['input']}: {task.summarize(result)}")
+

@@ -1,0 +1,185 @@
+"""The ``dlapps`` command. Heavy libraries are imported only by the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dlapps.errors import DlappsError
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args) or 0
+    except DlappsError as exc:
+        print(f"dlapps: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlapps: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlapps", description="Deep-learning applications behind one plugin host.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list plugins, their tasks and versions, and plugins that failed to load")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_plugins)
+
+    p = sub.add_parser("info", help="versions, devices, and the strategy and precision chosen (and why)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("train", help="train a task and save the model")
+    p.add_argument("task")
+    p.add_argument("--data", help="training data in the task's standard format (default: its offline data)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="model directory (default: $DLAPPS_HOME/models/TASK)")
+    p.add_argument("--preset", help="a KerasHub preset name or a local preset directory to start from")
+    p.add_argument("--batch-size", type=int, help="per-replica batch size")
+    p.add_argument("--limit", type=int, help="use at most N examples per split (a quick trial run)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a task config value, e.g. --set image_size=64 (JSON values)")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a saved model and update its metrics.json")
+    p.add_argument("task")
+    p.add_argument("--model", help="model directory (default: $DLAPPS_HOME/models/TASK)")
+    p.add_argument("--data", help="labelled data to evaluate on (default: the held-out test split)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("predict", help="predict files, directories or an input list, streaming to JSONL")
+    p.add_argument("task")
+    p.add_argument("sources", nargs="*", help="files and directories (or literal inputs for text tasks)")
+    p.add_argument("--input", help="a .txt (one input per line), .jsonl or .csv list of inputs")
+    p.add_argument("--output", help="JSONL file to append results to; a rerun skips inputs already in it")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--model", help="model directory (default: $DLAPPS_HOME/models/TASK)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("demo", help="open the studio: every task in a browser (trains missing models first)")
+    p.add_argument("--task", action="append", help="only these tasks (repeatable)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--no-train", action="store_true", help="do not train missing models; show why instead")
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("new-plugin", help="write a ready plugin package with a task and its tests")
+    p.add_argument("name", help="the task name, e.g. sentiment or my-task")
+    p.add_argument("--dir", default=".", help="where to create the package folder (default: here)")
+    p.set_defaults(handler=cmd_new_plugin)
+    return parser
+
+
+def cmd_plugins(args) -> int:
+    from dlapps.host import get_host
+
+    host = get_host()
+    if args.json:
+        print(json.dumps([vars(p) for p in host.plugins.values()], indent=2))
+        return 0
+    for info in host.plugins.values():
+        if info.error:
+            print(f"{info.name} {info.version}  FAILED  {info.error}")
+        else:
+            print(f"{info.name} {info.version}  ({info.module})")
+            for name in info.tasks:
+                task = host.task_class(name)
+                print(f"  {name:<28} {task.input_kind} -> {task.output_kind}  {task.description}")
+    if not host.plugins:
+        print("no plugins installed")
+    return 1 if host.errors() else 0
+
+
+def cmd_info(args) -> int:
+    from dlapps import runtime
+
+    info = runtime.configure().describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if key == "why":
+            print("why:")
+            for reason in value:
+                print(f"  - {reason}")
+        else:
+            print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from dlapps.training import train
+
+    config = dict(_parse_setting(s) for s in args.set)
+    predictor = train(args.task, args.data, epochs=args.epochs, seed=args.seed, out=args.out,
+                      preset=args.preset, batch_size=args.batch_size, config=config, limit=args.limit)
+    print(predictor.task.format_metrics(predictor.metrics))
+    print(f"\nSaved {args.task} model to {predictor.model_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from dlapps.host import get_host
+    from dlapps.training import evaluate
+
+    metrics = evaluate(args.task, args.model, args.data)
+    print(json.dumps(metrics, indent=2) if args.json else get_host().task(args.task).format_metrics(metrics))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from dlapps.batch import collect_inputs, run_batch
+    from dlapps.inference import load
+
+    predictor = load(args.task, args.model)
+    items = collect_inputs(predictor.task, args.sources, args.input)
+    summary = run_batch(predictor, items, args.output, batch_size=args.batch_size,
+                        progress=not args.no_progress)
+    print(summary, file=sys.stderr)
+    return 1 if summary.failed and not summary.succeeded else 0
+
+
+def cmd_demo(args) -> int:
+    from dlapps.ui import studio
+
+    demo = studio(args.task, train_missing=not args.no_train)
+    print(f"dlapps studio on http://{args.host}:{args.port}", flush=True)
+    demo.launch(server_name=args.host, server_port=args.port)
+    return 0
+
+
+def cmd_new_plugin(args) -> int:
+    from dlapps.scaffold import new_plugin
+
+    folder = new_plugin(args.name, args.dir)
+    print(f"Wrote plugin package {folder}")
+    print(f"Install it with:  pip install -e {folder}")
+    print(f"Then:             dlapps plugins && python -m pytest {folder}")
+    return 0
+
+
+def _parse_setting(text: str):
+    from dlapps.errors import DataError
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise DataError(f"expected --set KEY=VALUE, received {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

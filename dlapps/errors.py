@@ -1,0 +1,44 @@
+"""The errors a user of dlapps sees.
+
+Every message says what was expected and what was received, so that the
+command line can print it as it is, with no traceback.
+"""
+
+
+class DlappsError(Exception):
+    """Base class of every user-facing dlapps error."""
+
+
+class UnknownTaskError(DlappsError, KeyError):
+    """A task name that no installed plugin registers."""
+
+    def __str__(self):  # KeyError would quote the message
+        return self.args[0] if self.args else ""
+
+
+class PluginError(DlappsError):
+    """A plugin that failed to import or to register its tasks."""
+
+
+class ModelNotFoundError(DlappsError, FileNotFoundError):
+    """No trained model where one was looked for."""
+
+
+class InvalidInputError(DlappsError, ValueError):
+    """An input to predict that cannot be used: wrong type, corrupt file, empty file."""
+
+
+class DataError(DlappsError, ValueError):
+    """Training or evaluation data that cannot be used."""
+
+
+class PresetError(DlappsError, ValueError):
+    """A preset name or directory that cannot be loaded."""
+
+
+class UnsafeModelError(DlappsError):
+    """A saved model that would run arbitrary code when loaded."""
+
+
+class ArtifactError(DlappsError):
+    """A model directory that is incomplete or belongs to another task."""

@@ -1,0 +1,166 @@
+"""Predictor: preprocess -> forward -> postprocess, for one input or many.
+
+Only ``forward`` touches the device. Preprocessing runs in a thread pool and
+overlaps with the forward pass of the previous batch (OpenCV, PIL and
+TensorFlow release the GIL while they work), so batch runs keep both busy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from dlapps.errors import DlappsError, InvalidInputError
+
+
+class Predictor:
+    """A trained model and its task, ready to predict."""
+
+    def __init__(self, task, model, model_dir: Path | None = None, meta: dict | None = None,
+                 metrics: dict | None = None, workers: int | None = None):
+        self.task = task
+        self.model = model
+        self.model_dir = Path(model_dir) if model_dir else None
+        self.meta = meta or {}
+        self.metrics = metrics or {}
+        self.workers = workers or min(8, (os.cpu_count() or 2) + 2)
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- public API ----------------------------------------------------------
+    def predict(self, inputs, batch_size: int = 32):
+        """One input -> one result dict; a list of inputs -> a list of result dicts.
+
+        A bad input raises InvalidInputError naming it; use ``iter_predict`` to
+        get error records instead and go on.
+        """
+        if self.task.is_single(inputs):
+            return self.predict_batch([inputs])[0]
+        results = []
+        for index, result in self.iter_predict(inputs, batch_size=batch_size):
+            if isinstance(result, Exception):
+                raise InvalidInputError(f"input {index}: {result}") from result
+            results.append(result)
+        return results
+
+    def predict_batch(self, inputs: list) -> list[dict]:
+        """Predict a list small enough to be one batch; raises on the first bad input."""
+        arrays = [self.task.preprocess(raw) for raw in inputs]
+        return self._postprocess_all(self.forward(_stack(arrays)))
+
+    def iter_predict(self, inputs: Iterable, batch_size: int = 32, prefetch: int = 2
+                     ) -> Iterator[tuple[int, Any]]:
+        """Stream (index, result-or-exception) in input order with bounded memory.
+
+        At most ``prefetch + 1`` batches are read ahead; a bad input yields its
+        exception and the others still get results.
+        """
+        if batch_size < 1:
+            raise InvalidInputError(f"expected batch_size >= 1, received {batch_size}")
+        pool = self._executor()
+        batches = _chunks(enumerate(inputs), batch_size)
+        pending: deque = deque()
+        for chunk in itertools.islice(batches, prefetch + 1):
+            pending.append(self._submit(pool, chunk))
+        while pending:
+            indices, futures = pending.popleft()
+            next_chunk = next(batches, None)
+            if next_chunk is not None:
+                pending.append(self._submit(pool, next_chunk))
+            yield from self._finish(indices, futures)
+
+    def forward(self, batch):
+        """The model on one batch; the only step that touches the device."""
+        return self.model.predict_on_batch(batch)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # -- internals -----------------------------------------------------------
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dlapps-preprocess")
+        return self._pool
+
+    def _submit(self, pool, chunk):
+        indices = [i for i, _ in chunk]
+        return indices, [pool.submit(self.task.preprocess, raw) for _, raw in chunk]
+
+    def _finish(self, indices, futures):
+        arrays, good, errors = [], [], {}
+        for index, future in zip(indices, futures):
+            try:
+                arrays.append(future.result())
+                good.append(index)
+            except (DlappsError, ValueError, OSError, TypeError) as exc:
+                errors[index] = exc
+        results = dict(zip(good, self._postprocess_all(self.forward(_stack(arrays))))) if arrays else {}
+        for index in indices:
+            yield index, errors.get(index, results.get(index))
+
+    def _postprocess_all(self, outputs) -> list[dict]:
+        return [self.task.postprocess(_row(outputs, i)) for i in range(_batch_len(outputs))]
+
+
+def _chunks(iterable, size):
+    iterator = iter(iterable)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _stack(arrays):
+    """Stack per-input model inputs: arrays, tuples of arrays, or dicts of arrays."""
+    first = arrays[0]
+    if isinstance(first, dict):
+        return {k: np.stack([a[k] for a in arrays]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(np.stack(parts) for parts in zip(*arrays))
+    return np.stack(arrays)
+
+
+def _row(outputs, i):
+    if isinstance(outputs, dict):
+        return {k: np.asarray(v[i]) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return tuple(np.asarray(v[i]) for v in outputs)
+    return np.asarray(outputs[i])
+
+
+def _batch_len(outputs) -> int:
+    if isinstance(outputs, dict):
+        return len(next(iter(outputs.values())))
+    if isinstance(outputs, (list, tuple)):
+        return len(outputs[0])
+    return len(outputs)
+
+
+def load(task, model_dir=None) -> Predictor:
+    """The predictor for ``task`` (a name or a Task class), from ``model_dir`` or the default location."""
+    from dlapps import runtime, store
+    from dlapps.errors import ArtifactError, ModelNotFoundError
+    from dlapps.host import get_host
+
+    task_cls = task if isinstance(task, type) else get_host().task_class(task)
+    path = Path(model_dir).expanduser() if model_dir else store.default_model_dir(task_cls.name)
+    if not store.exists(path):
+        out = f" --out {path}" if model_dir else ""
+        raise ModelNotFoundError(
+            f"no trained {task_cls.name!r} model at '{path}'; train one with: dlapps train {task_cls.name}{out}"
+        )
+    meta = store.read_meta(path)
+    if meta.get("task") != task_cls.name:
+        raise ArtifactError(
+            f"expected a model for task {task_cls.name!r}, received '{path}', a model for {meta.get('task')!r}"
+        )
+    runtime.configure()
+    instance = task_cls(meta.get("config"))
+    instance.assets_dir = path / store.ASSETS_DIR
+    model = store.load_model(path, instance.custom_objects())
+    return Predictor(instance, model, path, meta, store.read_metrics(path))

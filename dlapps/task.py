@@ -1,0 +1,165 @@
+"""The Task base class: the one interface every plugin implements.
+
+A plugin writes only what is specific to its task (the model, its data, how one
+raw input becomes model input and one model output becomes plain data, the
+field's metric and the UI). The core does the rest: runtime, training loop,
+saving, loading, batching, the CLI and the studio.
+
+Keep this module, and the module that defines a Task subclass, free of
+TensorFlow imports: import Keras inside methods.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from dlapps.errors import PresetError
+
+#: Input kinds the core knows how to read from files, and the suffixes it looks for.
+FILE_KINDS = {
+    "image": (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"),
+}
+
+
+@dataclass
+class Split:
+    """One split of a dataset: raw inputs (paths, arrays, strings, ids) and their targets."""
+
+    inputs: Sequence[Any]
+    targets: Any = None
+    names: Sequence[str] | None = None  # how to refer to each input in reports
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def name(self, i: int) -> str:
+        return str(self.names[i]) if self.names is not None else f"#{i}"
+
+    def head(self, n: int) -> "Split":
+        """The first ``n`` examples (splits are shuffled or stratified when built)."""
+        names = None if self.names is None else self.names[:n]
+        targets = None if self.targets is None else self.targets[:n]
+        return Split(self.inputs[:n], targets, names)
+
+
+@dataclass
+class Dataset:
+    """Train, validation and test splits, plus what the model card says about them."""
+
+    train: Split
+    validation: Split
+    test: Split
+    description: str = ""
+    config: dict = field(default_factory=dict)  # task config learnt from the data (labels, sizes)
+
+    def head(self, n: int) -> "Dataset":
+        """At most ``n`` examples per split, for quick runs."""
+        return Dataset(self.train.head(n), self.validation.head(n), self.test.head(n),
+                       f"{self.description} (first {n} examples per split)", self.config)
+
+
+class Task:
+    """Base class of every dlapps task. Subclasses are mostly declarations."""
+
+    #: CLI / API key, e.g. ``image-classification``.
+    name: str = ""
+    #: Human title for the studio tab, e.g. ``Image classification``.
+    title: str = ""
+    #: One sentence for ``dlapps plugins`` and the studio.
+    description: str = ""
+    #: What one input is: ``image`` (read from files), ``text``, ``audio``, ``id``...
+    input_kind: str = "text"
+    #: What one output is: ``labels``, ``text``, ``ranked-items``...
+    output_kind: str = "labels"
+    #: Defaults of the task config; data and the user's options update a copy.
+    default_config: dict = {}
+    #: The Keras metric that early stopping watches.
+    monitor: str = "val_loss"
+    #: Filled in by the host: the plugin that registered the task.
+    plugin: str = ""
+    #: Set when a saved model is loaded: its assets/ folder.
+    assets_dir = None
+
+    def __init__(self, config: dict | None = None):
+        self.config = copy.deepcopy(self.default_config)
+        self.config.update(config or {})
+
+    # -- data --------------------------------------------------------------
+    def default_data(self, seed: int = 0) -> Dataset:
+        """The small offline dataset the task ships or generates."""
+        raise NotImplementedError(f"task {self.name!r} has no default data")
+
+    def load_data(self, path: str, seed: int = 0) -> Dataset:
+        """User data in the field's standard on-disk format."""
+        raise NotImplementedError(f"task {self.name!r} cannot read user data")
+
+    def load_eval_data(self, path: str) -> Split:
+        """A whole folder or file of labelled data, used as one test split by ``dlapps eval --data``."""
+        return self.load_data(path).test
+
+    # -- model -------------------------------------------------------------
+    def build_model(self, config: dict):
+        """A fresh, uncompiled ``keras.Model`` for ``config``."""
+        raise NotImplementedError
+
+    def compile_model(self, model, jit_compile: bool = False) -> None:
+        """Attach optimizer, loss and metrics. The default suits a softmax classifier."""
+        import keras
+
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.config.get("learning_rate", 1e-3)),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=jit_compile,
+        )
+
+    def load_preset(self, preset: str, config: dict):
+        """A model that starts from a pretrained preset (a name or a local directory)."""
+        raise PresetError(f"task {self.name!r} does not support presets; received preset={preset!r}")
+
+    def write_assets(self, assets_dir, dataset: Dataset | None) -> None:
+        """Write files the saved model should carry (label lists, example inputs)."""
+
+    def custom_objects(self) -> dict:
+        """Registered Keras classes the saved model needs; import their modules here."""
+        return {}
+
+    # -- inference ---------------------------------------------------------
+    def is_single(self, raw) -> bool:
+        """Whether ``predict(raw)`` got one input (True) or a collection of inputs."""
+        return not isinstance(raw, (list, tuple))
+
+    def preprocess(self, raw):
+        """One raw input -> one model input (a numpy array, no batch axis)."""
+        raise NotImplementedError
+
+    def postprocess(self, output) -> dict:
+        """One model output (no batch axis) -> plain JSON-able data."""
+        raise NotImplementedError
+
+    def summarize(self, result: dict) -> str:
+        """One line a person reads, for ``dlapps predict`` without ``--output``."""
+        return ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict)))
+
+    def evaluate(self, predictor, split: Split) -> dict:
+        """The field's standard metrics on ``split``, as plain data."""
+        raise NotImplementedError
+
+    def format_metrics(self, metrics: dict) -> str:
+        """How ``dlapps eval`` prints the metrics."""
+        import json
+
+        return json.dumps(metrics, indent=2)
+
+    # -- UI ----------------------------------------------------------------
+    def examples(self, predictor) -> list:
+        """Example inputs for the UI, e.g. paths of images saved with the model."""
+        return []
+
+    def ui(self, predictor) -> None:
+        """Build this task's Gradio components inside the current ``gr.Blocks``."""
+        from dlapps.ui import default_task_ui
+
+        default_task_ui(self, predictor)

@@ -1,0 +1,10 @@
+"""Image classification: any image in, the top-k labels and a Grad-CAM heatmap out."""
+
+import dlapps
+
+from dlapps_plugins.image_classification.image_classifier_task import ImageClassification
+
+
+@dlapps.hookimpl
+def dlapps_register_tasks(register):
+    register(ImageClassification)
