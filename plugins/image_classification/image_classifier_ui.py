@@ -27,7 +27,7 @@ def build_ui(task, predictor) -> None:
     gr.Markdown(model_summary(predictor))
     with gr.Row():
         with gr.Column():
-            image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"],
+            image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"], height=300,
                              elem_id="image-classification-input")
             top_k = gr.Slider(1, len(labels), value=min(task.config["top_k"], len(labels)), step=1,
                               label="Top-k labels")
@@ -38,5 +38,5 @@ def build_ui(task, predictor) -> None:
     examples = task.examples(predictor)
     if examples:
         gr.Examples(examples, inputs=image, label="Examples (held-out test images)")
-    button.click(classify, [image, top_k], [label, heatmap])
-    image.upload(classify, [image, top_k], [label, heatmap])
+    button.click(classify, [image, top_k], [label, heatmap], api_name="classify")
+    image.upload(classify, [image, top_k], [label, heatmap], api_name=False)

@@ -1,0 +1,43 @@
+"""The dlapps command: info, train, eval, errors."""
+
+import json
+
+import dlapps
+from dlapps.cli import main
+
+
+def test_info_reports_versions_devices_and_reasons(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tensorflow"] and info["keras"].startswith("3.")
+    assert any("CPU" in d for d in info["devices"])
+    assert info["strategy"] == "default" and info["precision"] == "float32"
+    assert any("no GPU" in why for why in info["why"])
+
+
+def test_unknown_task_and_missing_model_errors(tmp_path, capsys):
+    assert main(["predict", "no-such-task", "x.png"]) == 2
+    assert "installed tasks: image-classification" in capsys.readouterr().err
+    assert main(["predict", "image-classification", "x.png", "--model", str(tmp_path / "none")]) == 2
+    assert "train one with: dlapps train image-classification" in capsys.readouterr().err
+
+
+def test_train_then_eval_updates_metrics(tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["train", "image-classification", "--epochs", "1", "--limit", "80", "--out", str(out),
+                 "--set", "filters=[4,8]", "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy:" in printed and "confusion matrix" in printed
+    (out / "metrics.json").write_text("{}")
+    assert main(["eval", "image-classification", "--model", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "precision" in printed and "confusion matrix (rows: true, columns: predicted)" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and len(metrics["per_class"]) == 10
+    assert "accuracy" in (out / "README.md").read_text()
+    assert dlapps.load("image-classification", out).meta["training"]["seed"] == 3
+
+
+def test_bad_set_option(capsys):
+    assert main(["train", "image-classification", "--set", "nonsense"]) == 2
+    assert "expected --set KEY=VALUE" in capsys.readouterr().err

@@ -1,0 +1,84 @@
+"""Artifacts: safe loading refuses code, saves are atomic, loading errors are clear."""
+
+import json
+import shutil
+
+import pytest
+
+import dlapps
+from dlapps import store
+from dlapps.errors import ArtifactError, ModelNotFoundError, UnsafeModelError
+
+
+def test_artifact_layout_and_model_card(digits_model):
+    folder = digits_model.model_dir
+    for name in ("model.keras", "task.json", "metrics.json", "README.md", "assets/labels.txt"):
+        assert (folder / name).is_file(), name
+    meta = json.loads((folder / "task.json").read_text())
+    assert meta["task"] == "image-classification"
+    assert meta["versions"]["tensorflow"] and meta["versions"]["keras"]
+    card = (folder / "README.md").read_text()
+    for fact in ("## Data", "digits", "accuracy", "seed: 0", "hardware:", "training time:", "tensorflow:"):
+        assert fact in card, fact
+
+
+def test_lambda_layer_with_code_is_refused_and_never_runs(tmp_path, digits_model):
+    import keras
+
+    marker = tmp_path / "code-ran"
+    inputs = keras.Input((4,))
+    # The path is a literal inside the lambda's code, as an attacker would write it.
+    payload = eval(f"lambda x: (open({str(marker)!r}, 'w').write('pwned'), x)[1]")
+    outputs = keras.layers.Lambda(payload)(inputs)
+    evil = keras.Model(inputs, outputs)
+    marker.unlink(missing_ok=True)  # building the model ran the lambda once; start clean
+
+    artifact = tmp_path / "evil"
+    shutil.copytree(digits_model.model_dir, artifact)
+    (artifact / "model.keras").unlink()
+    evil.save(artifact / "model.keras")
+    with pytest.raises(UnsafeModelError, match="Lambda"):
+        dlapps.load("image-classification", artifact)
+    assert not marker.exists(), "loading ran the code hidden in the model"
+
+
+def test_failed_save_leaves_the_old_model_intact(tmp_path, digits_model, monkeypatch):
+    target = tmp_path / "model"
+    shutil.copytree(digits_model.model_dir, target)
+    before = (target / "model.keras").read_bytes()
+
+    class Boom(RuntimeError):
+        pass
+
+    def failing_write_assets(assets_dir, dataset):
+        (assets_dir / "half-written").write_text("...")
+        raise Boom("disk full")
+
+    monkeypatch.setattr(digits_model.task, "write_assets", failing_write_assets)
+    with pytest.raises(Boom):
+        store.save(target, digits_model.model, digits_model.task, {}, {"accuracy": 0.0})
+    assert (target / "model.keras").read_bytes() == before
+    assert not (target / "assets" / "half-written").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "staging folders were left behind"
+    assert dlapps.load("image-classification", target).predict(
+        str(next(target.glob("assets/examples/*.png"))))["label"]
+
+
+def test_successful_save_replaces_the_old_model(tmp_path, digits_model):
+    target = tmp_path / "model"
+    shutil.copytree(digits_model.model_dir, target)
+    store.save(target, digits_model.model, digits_model.task, {"note": "second"}, {"accuracy": 0.5})
+    assert json.loads((target / "metrics.json").read_text()) == {"accuracy": 0.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_missing_or_foreign_models(tmp_path, digits_model):
+    with pytest.raises(ModelNotFoundError, match="train one with: dlapps train image-classification"):
+        dlapps.load("image-classification", tmp_path / "nothing")
+    foreign = tmp_path / "foreign"
+    shutil.copytree(digits_model.model_dir, foreign)
+    meta = json.loads((foreign / "task.json").read_text())
+    meta["task"] = "translation"
+    (foreign / "task.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="a model for 'translation'"):
+        dlapps.load("image-classification", foreign)

@@ -1,0 +1,69 @@
+"""The studio in a real browser (Debian's chromium driven by Playwright) and through Gradio's client."""
+
+import socket
+
+import pytest
+
+from dlapps.ui import studio
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_studio(digits_model):
+    demo = studio()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_gradio_client_classifies_an_example(running_studio, example_images):
+    from gradio_client import Client, handle_file
+
+    client = Client(running_studio, verbose=False)
+    label, heatmap = client.predict(handle_file(str(example_images[0])), 3, api_name="/classify")
+    assert label["label"] in [str(d) for d in range(10)]
+    assert len(label["confidences"]) == 3
+    assert heatmap  # a file path to the Grad-CAM overlay
+
+
+def test_studio_without_a_model_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLAPPS_HOME", str(tmp_path))
+    demo = studio(train_missing=False)
+    texts = [getattr(block, "value", "") for block in demo.blocks.values()]
+    assert any("dlapps train image-classification" in str(text) for text in texts)
+
+
+@pytest.mark.browser
+def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, example_images, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(running_studio)
+            page.locator("#image-classification-input input[type=file]").set_input_files(str(example_images[7]))
+            page.locator("#image-classification-run").click()
+            label = page.locator("#image-classification-label")
+            page.wait_for_function(
+                "() => { const t = document.querySelector('#image-classification-label').innerText;"
+                " return /%/.test(t) && !/processing|pending/i.test(t); }",
+                timeout=30_000)
+            text = label.inner_text()
+            page.screenshot(path=str(tmp_path / "studio.png"))
+        finally:
+            browser.close()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[0] == "Prediction" and lines[1] in [str(d) for d in range(10)]
+    assert any(line.endswith("%") for line in lines)
