@@ -1,0 +1,160 @@
+"""Quality and speed bars for dlapps, too slow for the test suite.
+
+    python benchmarks/run.py            # everything, prints a report
+    python benchmarks/run.py --only batch plugins
+
+Each bar prints PASS or FAIL with its figure; the report is also written to
+benchmarks/results/latest.json. Runs in a temporary DLAPPS_HOME, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("DLAPPS_HOME", tempfile.mkdtemp(prefix="dlapps-bench-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def bench_digits(report):
+    """Default digits model: held-out accuracy and training time (fresh, from scratch)."""
+    import dlapps
+
+    started = time.perf_counter()
+    predictor = dlapps.train("image-classification", verbose=0)
+    seconds = time.perf_counter() - started
+    accuracy = predictor.metrics["accuracy"]
+    report.bar("digits test accuracy", accuracy, ">=", 0.985, f"{accuracy:.2%} on {predictor.metrics['examples']} held-out images")
+    report.bar("digits training seconds (2 CPU cores)", seconds, "<=", 60.0, f"{seconds:.1f} s, {predictor.meta['training']['epochs_run']} epochs")
+
+
+def bench_plugins(report):
+    """`dlapps plugins` wall time, median of 5 runs, in a fresh process each."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dlapps.cli", "plugins"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    median = statistics.median(times)
+    report.bar("dlapps plugins wall seconds", median, "<=", 1.0, f"median {median:.3f} s of 5")
+
+
+def bench_batch(report, count: int = 2000, batch_size: int = 64):
+    """2,000 image files: the batch runner against a plain OpenCV-decode-then-predict loop."""
+    import cv2
+
+    import dlapps
+    from dlapps.batch import collect_inputs, run_batch
+
+    predictor = _trained_predictor()
+    folder = Path(tempfile.mkdtemp(prefix="dlapps-bench-images-"))
+    rng = np.random.default_rng(0)
+    digits = sorted(predictor.model_dir.glob("assets/examples/*.png"))
+    for i in range(count):
+        base = cv2.imread(str(digits[i % len(digits)]))
+        size = int(rng.integers(200, 400))
+        image = cv2.resize(base, (size, size), interpolation=cv2.INTER_LINEAR)
+        suffix = ".jpg" if i % 2 else ".png"
+        cv2.imwrite(str(folder / f"{i:05d}{suffix}"), image)
+    paths = sorted(str(p) for p in folder.iterdir())
+    size = predictor.task.config["image_size"]
+    model = predictor.model
+
+    def plain_loop():
+        outputs = []
+        for start in range(0, len(paths), batch_size):
+            batch = []
+            for path in paths[start:start + batch_size]:
+                image = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+                batch.append(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+            outputs.append(model.predict(np.stack(batch), verbose=0))
+        return np.concatenate(outputs)
+
+    def dlapps_batch():
+        out = folder / "out.jsonl"
+        out.unlink(missing_ok=True)
+        items = collect_inputs(predictor.task, [str(folder)])
+        summary = run_batch(predictor, items, out, batch_size=batch_size, progress=False)
+        assert summary.succeeded == count, summary
+        return out
+
+    plain_loop()  # warm up both paths (graph tracing, file cache)
+    dlapps_batch()
+    plain = _best_of(3, plain_loop)
+    ours = _best_of(3, dlapps_batch)
+    report.bar("batch throughput vs plain OpenCV loop", plain / ours, ">=", 1.5,
+               f"{count / ours:.0f} images/s vs {count / plain:.0f} images/s ({plain / ours:.2f}x)")
+
+    decoded = np.stack([predictor.task.preprocess(p) for p in paths])
+    direct = _best_of(3, lambda: model.predict(decoded, batch_size=batch_size, verbose=0))
+    wrapped = _best_of(3, lambda: list(predictor.iter_predict(list(decoded), batch_size=batch_size)))
+    overhead = wrapped / direct - 1.0
+    report.bar("Predictor overhead over model.predict (decoded arrays)", overhead, "<=", 0.10,
+               f"{overhead:+.1%} ({wrapped:.3f} s vs {direct:.3f} s for {count} arrays)")
+    del dlapps
+
+
+def _trained_predictor():
+    import dlapps
+    from dlapps.errors import ModelNotFoundError
+
+    try:
+        return dlapps.load("image-classification")
+    except ModelNotFoundError:
+        return dlapps.train("image-classification", verbose=0)
+
+
+def _best_of(n, fn) -> float:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+class Report:
+    def __init__(self):
+        self.rows = []
+
+    def bar(self, name, value, op, target, detail):
+        ok = value >= target if op == ">=" else value <= target
+        self.rows.append({"bar": name, "value": value, "target": f"{op} {target}", "pass": ok, "detail": detail})
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}  (bar: {op} {target})", flush=True)
+
+
+BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_batch}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these")
+    args = parser.parse_args()
+    from dlapps import runtime
+
+    info = runtime.configure().describe()
+    print(f"dlapps benchmarks on {os.cpu_count()} CPU cores, devices {info['devices']}, "
+          f"TensorFlow {info['tensorflow']}, Keras {info['keras']}\n", flush=True)
+    report = Report()
+    for name in args.only or BENCHMARKS:
+        BENCHMARKS[name](report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps({"machine": info, "bars": report.rows}, indent=2))
+    failed = [r["bar"] for r in report.rows if not r["pass"]]
+    print(f"\n{len(report.rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
