@@ -38,6 +38,14 @@ def test_generated_plugin_installs_appears_everywhere_and_passes_its_tests(tmp_p
                                 "--no-progress"], env=env, capture_output=True, text=True, timeout=120)
     assert predicted.stdout.startswith("the food was lovely and great: ")
 
+    # ... and the studio gives it a tab of its own.
+    studio = subprocess.run([sys.executable, "-c", (
+        "from dlapps.ui import studio\n"
+        "demo = studio(train_missing=False)\n"
+        "print(sorted(b.id for b in demo.blocks.values() if type(b).__name__ == 'Tab'))\n")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert "'review-mood'" in studio.stdout, studio.stderr[-2000:]
+
 
 def test_bad_names_and_existing_folders(tmp_path):
     with pytest.raises(DlappsError, match="received 'Bad Name'"):

@@ -67,3 +67,16 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     assert lines[0] == "Prediction" and lines[1] in [str(d) for d in range(10)]
     assert any(line.endswith("%") for line in lines)
+
+
+@pytest.mark.parametrize("app", ["studio.py", "image_classification.py"])
+def test_apps_expose_a_gradio_demo(app, digits_model):
+    """`python apps/X.py` launches `demo`; `gradio apps/X.py` looks for the same variable."""
+    import runpy
+    from pathlib import Path
+
+    import gradio as gr
+
+    namespace = runpy.run_path(str(Path(__file__).parents[1] / "apps" / app), run_name="dlapps_app_test")
+    assert isinstance(namespace["demo"], gr.Blocks)
+    assert any(getattr(b, "elem_id", None) == "image-classification-input" for b in namespace["demo"].blocks.values())
