@@ -44,6 +44,7 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None) -> list[t
     recursively. For other tasks sources are literal values. ``input_file`` is
     a .txt (one input per line), .jsonl (an object per line) or .csv file.
     A source that cannot give any input becomes an InvalidInputError in place of its raw value.
+    An input named more than once (a file and its folder, say) is kept once.
     """
     suffixes = FILE_KINDS.get(task.input_kind)
     items: list[tuple[str, Any]] = []
@@ -62,7 +63,7 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None) -> list[t
         items += list(read_input_file(input_file, task))
     if not items:
         raise InvalidInputError("expected at least one input (files, directories or --input FILE), received none")
-    return items
+    return list(dict(items).items())  # an input named twice is predicted once
 
 
 def read_input_file(path, task) -> Iterator[tuple[str, Any]]:

@@ -78,23 +78,30 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
 
     predictor = Predictor(task, model)
     metrics = task.evaluate(predictor, dataset.test)
-    info = {
+    training = {
+        "seed": seed, "preset": preset, "epochs": settings["epochs"], "epochs_run": epochs_run,
+        "resumed_from_epoch": resumed_from, "batch_size": settings["batch_size"],
+        "global_batch_size": global_batch, "seconds": round(time.time() - started, 1),
+        "hardware": hardware(rt), "strategy": rt.strategy_name, "replicas": rt.replicas,
+        "precision": rt.precision, "logs": str(run_dir / "logs"),
+    }
+    predictor.model_dir = store.save(out, model, task, _artifact_info(data, seed, dataset, training),
+                                     metrics, dataset)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    task.assets_dir = predictor.model_dir / store.ASSETS_DIR
+    predictor.meta, predictor.metrics = store.read_meta(predictor.model_dir), metrics
+    return predictor
+
+
+def _artifact_info(data, seed: int, dataset, training: dict) -> dict:
+    """What task.json records besides the task config: versions, data and training facts."""
+    return {
         "versions": versions(),
         "data": {"source": str(Path(data).resolve()) if data else "default", "seed": seed,
                  "description": dataset.description,
                  "sizes": {s: len(getattr(dataset, s)) for s in ("train", "validation", "test")}},
-        "training": {
-            "seed": seed, "preset": preset, "epochs": settings["epochs"], "epochs_run": epochs_run,
-            "resumed_from_epoch": resumed_from, "batch_size": settings["batch_size"],
-            "global_batch_size": global_batch, "seconds": round(time.time() - started, 1),
-            "hardware": hardware(rt), "strategy": rt.strategy_name,
-            "replicas": rt.replicas, "precision": rt.precision, "logs": str(run_dir / "logs"),
-        },
+        "training": training,
     }
-    saved = store.save(out, model, task, info, metrics, dataset)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    task.assets_dir = saved / store.ASSETS_DIR
-    return Predictor(task, model, saved, store.read_meta(saved), metrics)
 
 
 def resolve_task(task):

@@ -104,6 +104,8 @@ def test_empty_directory_and_no_inputs(tmp_path, digits_model):
     summary = run_batch(digits_model, items, tmp_path / "o.jsonl", progress=False)
     assert summary.failed == 1
     assert "found none" in read_jsonl(tmp_path / "o.jsonl")[0]["error"]
+    twice = collect_inputs(digits_model.task, [str(tmp_path / "x.png"), str(tmp_path / "x.png")])
+    assert twice == [(str(tmp_path / "x.png"), str(tmp_path / "x.png"))]
     with pytest.raises(InvalidInputError, match="at least one input"):
         collect_inputs(digits_model.task, [])
 
