@@ -52,7 +52,7 @@ class Dataset:
     validation: Split
     test: Split
     description: str = ""
-    config: dict = field(default_factory=dict)  # task config learnt from the data (labels, sizes)
+    config: dict = field(default_factory=dict)  # task config from the data (labels, sizes); the user's --set wins
 
     def head(self, n: int) -> "Dataset":
         """At most ``n`` examples per split, for quick runs."""

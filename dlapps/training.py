@@ -52,7 +52,7 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     if limit:
         dataset = dataset.head(limit)
     _check_dataset(dataset)
-    task.config.update(dataset.config)
+    task.config.update({**dataset.config, **(config or {})})  # what the user set wins over the data's suggestion
     out = Path(out).expanduser() if out else store.default_model_dir(task_name)
     run_dir = _run_dir(task_name, data, seed, preset, out, task.config, limit)
     global_batch = rt.global_batch_size(settings["batch_size"])

@@ -35,7 +35,9 @@ def test_train_then_eval_updates_metrics(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and len(metrics["per_class"]) == 10
     assert "accuracy" in (out / "README.md").read_text()
-    assert dlapps.load("image-classification", out).meta["training"]["seed"] == 3
+    loaded = dlapps.load("image-classification", out)
+    assert loaded.meta["training"]["seed"] == 3
+    assert loaded.task.config["image_size"] == 16  # what the digits data asks for
 
 
 def test_bad_set_option(capsys):

@@ -34,6 +34,7 @@ def test_user_folder_of_mixed_images(tmp_path, image_folder):
                              config={**TINY_CONFIG, "image_size": 24}, verbose=0)
     meta = json.loads((out / "task.json").read_text())
     assert meta["config"]["labels"] == ["blue", "green", "red"]
+    assert meta["config"]["image_size"] == 24  # the user's setting wins over the data's default
     assert meta["data"]["source"] == str(image_folder)
     assert sum(meta["data"]["sizes"].values()) == 24
     files = sorted(p for p in image_folder.rglob("*") if p.is_file())

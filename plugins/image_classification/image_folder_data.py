@@ -33,7 +33,7 @@ def digits_dataset() -> Dataset:
             "scikit-learn's handwritten digits (1,797 8x8 grayscale images, classes 0-9), "
             f"stratified split 60/20/20 with seed {SPLIT_SEED}; the test split is never used in training."
         ),
-        config={"labels": [str(d) for d in range(10)]},
+        config={"labels": [str(d) for d in range(10)], "image_size": 16},
     )
 
 
