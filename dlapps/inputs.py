@@ -127,7 +127,9 @@ def _is_pil_image(raw) -> bool:
 
 def _from_pil(img) -> np.ndarray:
     img.load()
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode.startswith("I;16"):  # 16-bit, as OpenCV's path: keep the high byte
+        return _normalize_array((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8), "a PIL image")
+    if img.mode in ("I", "F"):  # 32-bit: no fixed range, so stretch to 0..255
         arr = np.asarray(img, dtype=np.float64)
         return _normalize_array(arr / max(arr.max(), 1.0) * 255.0, "a PIL image")
     if img.mode not in ("RGB", "RGBA", "L", "LA"):

@@ -42,6 +42,11 @@ def test_sixteen_bit_png_is_scaled_to_eight_bits(tmp_path):
     np.testing.assert_array_equal(read_image(path), RGB)
 
 
+def test_sixteen_bit_pil_image_matches_the_file_path():
+    deep = RGB[..., 0].astype(np.uint16) * 257
+    np.testing.assert_array_equal(read_image(Image.fromarray(deep))[..., 0], RGB[..., 0])
+
+
 def test_transparent_pixels_are_composited_on_white():
     rgba = np.zeros((4, 4, 4), np.uint8)  # black, fully transparent
     assert (read_image(rgba) == 255).all()
