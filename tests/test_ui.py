@@ -55,12 +55,13 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
             page.goto(running_studio)
             page.locator("#image-classification-input input[type=file]").set_input_files(str(example_images[7]))
             page.locator("#image-classification-run").click()
-            label = page.locator("#image-classification-label")
-            page.wait_for_function(
+            # Read the label in the same instant it is found settled: uploading also classifies,
+            # so a second run may start between a check and a later read.
+            settled = page.wait_for_function(
                 "() => { const t = document.querySelector('#image-classification-label').innerText;"
-                " return /%/.test(t) && !/processing|pending/i.test(t); }",
+                " return /%/.test(t) && !/processing|pending/i.test(t) ? t : null; }",
                 timeout=30_000)
-            text = label.inner_text()
+            text = settled.json_value()
             page.screenshot(path=str(tmp_path / "studio.png"))
         finally:
             browser.close()
