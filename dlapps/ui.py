@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 
 from dlapps.errors import DlappsError, ModelNotFoundError
 
@@ -28,24 +27,28 @@ def model_summary(predictor) -> str:
     return f"{task.description}{where}" + (f" Held-out test: {figures}." if figures else "")
 
 
-_COMPONENTS = {"image": "Image", "text": "Textbox", "audio": "Audio", "labels": "Label"}
+#: Gradio input components for each input kind; other kinds get a text box.
+INPUT_COMPONENTS = {"image": "Image", "text": "Textbox", "audio": "Audio"}
 
 
 def default_task_ui(task, predictor) -> None:
-    """A UI built from the task's input and output kinds, for tasks that do not write their own."""
+    """A UI built from the task's input and output kinds, for tasks that do not write their own.
+
+    Labels show as a Gradio Label (top-k with bars); any other result as JSON.
+    """
     import gradio as gr
 
     def run(value):
-        if value is None or value == "":
+        if value is None or (isinstance(value, str) and not value.strip()):
             raise gr.Error(f"Give an input ({task.input_kind}) first.")
         with raise_for_ui():
             result = predictor.predict(value)
         if task.output_kind == "labels" and "top_k" in result:
             return {t["label"]: t["score"] for t in result["top_k"]}
-        return json.dumps(result, indent=2) if task.output_kind not in _COMPONENTS else result
+        return result
 
-    input_cls = getattr(gr, _COMPONENTS.get(task.input_kind, "Textbox"))
-    output_cls = getattr(gr, _COMPONENTS.get(task.output_kind, "Code"))
+    input_cls = getattr(gr, INPUT_COMPONENTS.get(task.input_kind, "Textbox"))
+    output_cls = gr.Label if task.output_kind == "labels" else gr.JSON
     gr.Markdown(model_summary(predictor))
     with gr.Row():
         source = input_cls(label=task.input_kind.capitalize(), elem_id=f"{task.name}-input")
@@ -54,7 +57,7 @@ def default_task_ui(task, predictor) -> None:
     examples = task.examples(predictor)
     if examples:
         gr.Examples(examples, inputs=source)
-    button.click(run, source, result)
+    button.click(run, source, result, api_name=task.name.replace("-", "_"))
 
 
 def load_or_train(task_name: str, train_missing: bool = True):

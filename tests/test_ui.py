@@ -81,3 +81,29 @@ def test_apps_expose_a_gradio_demo(app, digits_model):
     namespace = runpy.run_path(str(Path(__file__).parents[1] / "apps" / app), run_name="dlapps_app_test")
     assert isinstance(namespace["demo"], gr.Blocks)
     assert any(getattr(b, "elem_id", None) == "image-classification-input" for b in namespace["demo"].blocks.values())
+
+
+def test_default_ui_serves_a_task_that_writes_none(tmp_path, monkeypatch):
+    """A plugin without ui() gets components from its kinds (text in, labels out), usable by the client."""
+    import importlib
+
+    from gradio_client import Client
+
+    import dlapps
+    from dlapps.scaffold import new_plugin
+    from dlapps.ui import task_blocks
+
+    package = new_plugin("tiny-text", tmp_path)
+    monkeypatch.syspath_prepend(str(package))
+    task_cls = importlib.import_module("dlapps_tiny_text").TinyTextTask
+    predictor = dlapps.train(task_cls, epochs=2, out=tmp_path / "model", verbose=0)
+    demo = task_blocks("tiny-text", predictor)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        result = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            "the film was great and fun", api_name="/tiny_text")
+    finally:
+        demo.close()
+    assert result["label"] in ("negative", "positive")
+    assert {c["label"] for c in result["confidences"]} == {"negative", "positive"}
