@@ -90,20 +90,30 @@ class Predictor:
         return self._pool
 
     def _submit(self, pool, chunk):
+        """Preprocess a batch as a few slices in parallel: one future per slice, not per input."""
         indices = [i for i, _ in chunk]
-        return indices, [pool.submit(self.task.preprocess, raw) for _, raw in chunk]
+        raws = [raw for _, raw in chunk]
+        step = -(-len(raws) // min(self.workers, len(raws)))
+        return indices, [pool.submit(self._preprocess_slice, raws[i:i + step]) for i in range(0, len(raws), step)]
+
+    def _preprocess_slice(self, raws: list) -> list:
+        out = []
+        for raw in raws:
+            try:
+                out.append(self.task.preprocess(raw))
+            except (DlappsError, ValueError, OSError, TypeError) as exc:
+                out.append(exc)
+        return out
 
     def _finish(self, indices, futures):
-        arrays, good, errors = [], [], {}
-        for index, future in zip(indices, futures):
-            try:
-                arrays.append(future.result())
-                good.append(index)
-            except (DlappsError, ValueError, OSError, TypeError) as exc:
-                errors[index] = exc
-        results = dict(zip(good, self._postprocess_all(self.forward(_stack(arrays))))) if arrays else {}
-        for index in indices:
-            yield index, errors.get(index, results.get(index))
+        prepared = [item for future in futures for item in future.result()]
+        good = [(i, x) for i, x in zip(indices, prepared) if not isinstance(x, Exception)]
+        results = {}
+        if good:
+            outputs = self.forward(_stack([x for _, x in good]))
+            results = dict(zip((i for i, _ in good), self._postprocess_all(outputs)))
+        for index, item in zip(indices, prepared):
+            yield index, item if isinstance(item, Exception) else results[index]
 
     def _postprocess_all(self, outputs) -> list[dict]:
         return [self.task.postprocess(_row(outputs, i)) for i in range(_batch_len(outputs))]
