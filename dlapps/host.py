@@ -135,8 +135,3 @@ def get_host() -> PluginHost:
         _host = PluginHost()
     return _host
 
-
-def reset_host(host: PluginHost | None = None) -> None:
-    """Replace the process-wide host (tests, or after installing a plugin)."""
-    global _host
-    _host = host
