@@ -67,31 +67,55 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None) -> list[t
 
 
 def read_input_file(path, task) -> Iterator[tuple[str, Any]]:
-    """Records of a .txt, .jsonl or .csv input list, each with a ``file:line`` id."""
+    """Records of a .txt, .jsonl or .csv input list, each with a ``file:line`` id.
+
+    A line that is not valid UTF-8 (or not valid JSON) becomes an error record
+    naming the file and line; the other lines still run.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"expected an input list file, received '{path}', which does not exist")
-    field = getattr(task, "input_field", None) or "input"
+    field = task.input_field
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _read_csv(path, field)
+        return
+    for line, text in read_text_lines(path):
+        if isinstance(text, Exception) or suffix != ".jsonl":
+            yield f"{path}:{line}", text
+        elif text.strip():
+            try:
+                yield f"{path}:{line}", _field(json.loads(text), field, path, line)
+            except json.JSONDecodeError as exc:
+                yield f"{path}:{line}", InvalidInputError(f"{path}:{line}: not valid JSON ({exc.msg})")
+
+
+def read_text_lines(path) -> Iterator[tuple[int, Any]]:
+    """(line number, text) for each line of a UTF-8 file, streaming, without the line end.
+
+    A line that is not valid UTF-8 gives an InvalidInputError naming the file,
+    line and byte instead of its text. A UTF-8 byte-order mark is dropped.
+    """
+    with open(path, "rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield line, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                yield line, InvalidInputError(
+                    f"{path}:{line}: expected UTF-8 text, received byte 0x{raw[exc.start]:02x} at column "
+                    f"{exc.start + 1}, which is not valid UTF-8 (save the file as UTF-8)")
+
+
+def _read_csv(path: Path, field: str):
     with open(path, encoding="utf-8", newline="") as handle:
         try:
-            if path.suffix.lower() == ".csv":
-                for line, row in enumerate(csv.DictReader(handle), start=2):
-                    yield f"{path}:{line}", _field(row, field, path, line)
-                return
-            for line, text in enumerate(handle, start=1):
-                text = text.rstrip("\r\n")
-                if path.suffix.lower() == ".jsonl":
-                    if not text.strip():
-                        continue
-                    try:
-                        yield f"{path}:{line}", _field(json.loads(text), field, path, line)
-                    except json.JSONDecodeError as exc:
-                        yield f"{path}:{line}", InvalidInputError(f"{path}:{line}: not valid JSON ({exc.msg})")
-                else:
-                    yield f"{path}:{line}", text
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                yield f"{path}:{line}", _field(row, field, path, line)
         except UnicodeDecodeError as exc:
             raise InvalidInputError(
-                f"expected a UTF-8 text file, received '{path}', which has invalid UTF-8 at byte {exc.start}"
+                f"expected a UTF-8 CSV file, received '{path}', which has invalid UTF-8 at byte {exc.start}"
             ) from None
 
 
@@ -129,8 +153,11 @@ def error_record(input_id: str, exc: BaseException) -> dict:
 
 
 def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: int = 32,
-              progress: bool = True, echo=None) -> BatchSummary:
-    """Predict every item, appending one JSON line per input to ``output`` (or echoing to stdout)."""
+              progress: bool = True, echo=None, options: dict | None = None) -> BatchSummary:
+    """Predict every item, appending one JSON line per input to ``output`` (or echoing to stdout).
+
+    ``options`` are the task's predict options (e.g. ``{"beam_size": 4}``).
+    """
     from tqdm import tqdm
 
     summary = BatchSummary(output=Path(output) if output else None)
@@ -165,7 +192,7 @@ def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: 
 
     numbers = itertools.count()
     try:
-        for index, result in predictor.iter_predict(raws(), batch_size=batch_size):
+        for index, result in predictor.iter_predict(raws(), batch_size=batch_size, **(options or {})):
             input_id = ids.pop(index)
             if isinstance(result, Exception):
                 emit(error_record(input_id, result))

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--model", help="model directory (default: $DLAPPS_HOME/models/TASK)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a predict option of the task, e.g. --set beam_size=4 (see `dlapps plugins`)")
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("demo", help="open the studio: every task in a browser (trains missing models first)")
@@ -96,6 +98,9 @@ def cmd_plugins(args) -> int:
             for name in info.tasks:
                 task = host.task_class(name)
                 print(f"  {name:<28} {task.input_kind} -> {task.output_kind}  {task.description}")
+                if task.predict_options:
+                    options = ", ".join(f"{k}={v}" for k, v in task.predict_options.items())
+                    print(f"  {'':<28} predict options: {options}")
     if not host.plugins:
         print("no plugins installed")
     return 1 if host.errors() else 0
@@ -143,9 +148,10 @@ def cmd_predict(args) -> int:
     from dlapps.inference import load
 
     predictor = load(args.task, args.model)
+    options = predictor.options(dict(_parse_setting(s) for s in args.set))
     items = collect_inputs(predictor.task, args.sources, args.input)
     summary = run_batch(predictor, items, args.output, batch_size=args.batch_size,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, options=options)
     print(summary, file=sys.stderr)
     return 1 if summary.failed and not summary.succeeded else 0
 

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from dlapps.errors import DlappsError, InvalidInputError
+from dlapps.task import Pieces
 
 
 class Predictor:
@@ -33,27 +34,29 @@ class Predictor:
         self._pool: ThreadPoolExecutor | None = None
 
     # -- public API ----------------------------------------------------------
-    def predict(self, inputs, batch_size: int = 32):
+    def predict(self, inputs, batch_size: int = 32, **options):
         """One input -> one result dict; a list of inputs -> a list of result dicts.
 
+        ``options`` are the task's ``predict_options`` (e.g. ``beam_size=4``).
         A bad input raises InvalidInputError naming it; use ``iter_predict`` to
         get error records instead and go on.
         """
         if self.task.is_single(inputs):
-            return self.predict_batch([inputs])[0]
+            return self.predict_batch([inputs], **options)[0]
         results = []
-        for index, result in self.iter_predict(inputs, batch_size=batch_size):
+        for index, result in self.iter_predict(inputs, batch_size=batch_size, **options):
             if isinstance(result, Exception):
                 raise InvalidInputError(f"input {index}: {result}") from result
             results.append(result)
         return results
 
-    def predict_batch(self, inputs: list) -> list[dict]:
+    def predict_batch(self, inputs: list, **options) -> list[dict]:
         """Predict a list small enough to be one batch; raises on the first bad input."""
-        arrays = [self.task.preprocess(raw) for raw in inputs]
-        return self._postprocess_all(self.forward(_stack(arrays)))
+        options = self.options(options)
+        prepared = [self.task.preprocess(raw) for raw in inputs]
+        return [result for _, result in self._run(range(len(inputs)), prepared, len(inputs), options)]
 
-    def iter_predict(self, inputs: Iterable, batch_size: int = 32, prefetch: int = 2
+    def iter_predict(self, inputs: Iterable, batch_size: int = 32, prefetch: int = 2, **options
                      ) -> Iterator[tuple[int, Any]]:
         """Stream (index, result-or-exception) in input order with bounded memory.
 
@@ -62,6 +65,7 @@ class Predictor:
         """
         if batch_size < 1:
             raise InvalidInputError(f"expected batch_size >= 1, received {batch_size}")
+        options = self.options(options)
         pool = self._executor()
         batches = _chunks(enumerate(inputs), batch_size)
         pending: deque = deque()
@@ -72,11 +76,23 @@ class Predictor:
             next_chunk = next(batches, None)
             if next_chunk is not None:
                 pending.append(self._submit(pool, next_chunk))
-            yield from self._finish(indices, futures)
+            prepared = [item for future in futures for item in future.result()]
+            yield from self._run(indices, prepared, batch_size, options)
 
-    def forward(self, batch):
+    def options(self, given: dict | None = None) -> dict:
+        """The task's predict options with ``given`` applied; an unknown name is an error."""
+        defaults = self.task.predict_options
+        unknown = sorted(set(given or {}) - set(defaults))
+        if unknown:
+            expected = ", ".join(defaults) or "none"
+            raise InvalidInputError(
+                f"unknown predict option {', '.join(map(repr, unknown))} for task {self.task.name!r}; "
+                f"expected one of: {expected}")
+        return {**defaults, **(given or {})}
+
+    def forward(self, batch, **options):
         """The model on one batch; the only step that touches the device."""
-        return self.model.predict_on_batch(batch)
+        return self.task.forward(self.model, batch, **options)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -105,15 +121,28 @@ class Predictor:
                 out.append(exc)
         return out
 
-    def _finish(self, indices, futures):
-        prepared = [item for future in futures for item in future.result()]
-        good = [(i, x) for i, x in zip(indices, prepared) if not isinstance(x, Exception)]
-        results = {}
-        if good:
-            outputs = self.forward(_stack([x for _, x in good]))
-            results = dict(zip((i for i, _ in good), self._postprocess_all(outputs)))
-        for index, item in zip(indices, prepared):
-            yield index, item if isinstance(item, Exception) else results[index]
+    def _run(self, indices, prepared: list, batch_size: int, options: dict):
+        """(index, result or exception) for preprocessed inputs, in order.
+
+        Pieces of split inputs are batched with the other inputs, at most
+        ``batch_size`` model inputs per forward pass, then combined.
+        """
+        rows = [(n, x) for n, item in enumerate(prepared) if not isinstance(item, Exception)
+                for x in (item if isinstance(item, Pieces) else [item])]
+        outputs = []
+        for start in range(0, len(rows), max(1, batch_size)):
+            chunk = [x for _, x in rows[start:start + batch_size]]
+            outputs += self._postprocess_all(self.forward(stack_inputs(chunk), **options))
+        by_input: dict[int, list] = {}
+        for (n, _), result in zip(rows, outputs):
+            by_input.setdefault(n, []).append(result)
+        for n, (index, item) in enumerate(zip(indices, prepared)):
+            if isinstance(item, Exception):
+                yield index, item
+            elif isinstance(item, Pieces):
+                yield index, self.task.combine(by_input.get(n, []))
+            else:
+                yield index, by_input[n][0]
 
     def _postprocess_all(self, outputs) -> list[dict]:
         return [self.task.postprocess(_row(outputs, i)) for i in range(_batch_len(outputs))]
@@ -125,7 +154,7 @@ def _chunks(iterable, size):
         yield chunk
 
 
-def _stack(arrays):
+def stack_inputs(arrays):
     """Stack per-input model inputs: arrays, tuples of arrays, or dicts of arrays."""
     first = arrays[0]
     if isinstance(first, dict):

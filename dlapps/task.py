@@ -23,6 +23,16 @@ FILE_KINDS = {
 }
 
 
+class Pieces(list):
+    """What ``Task.preprocess`` returns when one raw input becomes several model inputs.
+
+    A long text becomes its sentences, a long recording its windows. The
+    predictor runs every piece (batched with the other inputs' pieces) and gives
+    their results, in order, to ``Task.combine``. No pieces at all (an empty
+    text) is fine: ``combine([])`` gives the result.
+    """
+
+
 @dataclass
 class Split:
     """One split of a dataset: raw inputs (paths, arrays, strings, ids) and their targets."""
@@ -75,6 +85,11 @@ class Task:
     output_kind: str = "labels"
     #: Defaults of the task config; data and the user's options update a copy.
     default_config: dict = {}
+    #: Options of ``predict`` with their defaults (e.g. ``{"beam_size": 4}``); the CLI's
+    #: ``dlapps predict --set KEY=VALUE`` and the default UI offer them too.
+    predict_options: dict = {}
+    #: The field of a JSONL / CSV record that holds the input (``dlapps predict --input``).
+    input_field: str = "input"
     #: The Keras metric that early stopping watches.
     monitor: str = "val_loss"
     #: Filled in by the host: the plugin that registered the task.
@@ -115,6 +130,21 @@ class Task:
             jit_compile=jit_compile,
         )
 
+    def adapt(self, dataset: Dataset) -> None:
+        """Learn preprocessing state (a tokenizer, a vocabulary) from the training data.
+
+        Called by training before ``build_model`` when no preset is given; put
+        sizes the model needs (e.g. ``vocab_size``) into ``self.config``.
+        """
+
+    def training_example(self, raw, target):
+        """One training example: ``(model input, target)`` or ``(model input, target, sample weight)``.
+
+        The default pairs ``preprocess(raw)`` with the target as it is; a
+        sequence-to-sequence task feeds the target to the decoder too.
+        """
+        return self.preprocess(raw), target
+
     def load_preset(self, preset: str, config: dict):
         """A model that starts from a pretrained preset (a name or a local directory)."""
         raise PresetError(f"task {self.name!r} does not support presets; received preset={preset!r}")
@@ -132,12 +162,27 @@ class Task:
         return not isinstance(raw, (list, tuple))
 
     def preprocess(self, raw):
-        """One raw input -> one model input (a numpy array, no batch axis)."""
+        """One raw input -> one model input (an array, or a dict or tuple of arrays; no batch axis).
+
+        Return ``Pieces([...])`` to split one input into several (see ``combine``).
+        """
         raise NotImplementedError
+
+    def forward(self, model, batch, **options):
+        """The model on one batch of model inputs; the only step that touches the device.
+
+        ``options`` are ``predict_options`` as the caller set them. Override for
+        more than one call of the model per batch (e.g. a decoding loop).
+        """
+        return model.predict_on_batch(batch)
 
     def postprocess(self, output) -> dict:
         """One model output (no batch axis) -> plain JSON-able data."""
         raise NotImplementedError
+
+    def combine(self, results: list) -> dict:
+        """The result of an input that ``preprocess`` split into ``Pieces``, from its pieces' results."""
+        raise NotImplementedError(f"task {self.name!r} split an input into pieces but does not combine them")
 
     def summarize(self, result: dict) -> str:
         """One line a person reads, for ``dlapps predict`` without ``--output``."""

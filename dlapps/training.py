@@ -57,6 +57,8 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     run_dir = _run_dir(task_name, data, seed, preset, out, task.config, limit)
     global_batch = rt.global_batch_size(settings["batch_size"])
 
+    if not preset:
+        task.adapt(dataset)
     with rt.strategy.scope():
         model = task.load_preset(preset, task.config) if preset else task.build_model(task.config)
         task.compile_model(model, jit_compile=rt.jit_compile)
@@ -148,24 +150,26 @@ def default_callbacks(task, run_dir: Path, patience: int) -> list:
 
 
 def make_tf_dataset(task, split, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """A batched tf.data pipeline of (model input, target) for a split.
+    """A batched tf.data pipeline of ``task.training_example`` for every example of a split.
 
-    Small splits are preprocessed once, in parallel, and kept in memory; larger
-    ones are preprocessed on the fly, file by file.
+    Small splits are prepared once, in parallel, and kept in memory; larger
+    ones (of single-array inputs, such as image files) are prepared on the fly.
     """
     import tensorflow as tf
 
-    first = np.asarray(task.preprocess(split.inputs[0]))
     targets = np.asarray(split.targets)
-    if first.nbytes * len(split) <= IN_MEMORY_BYTES:
-        ds = tf.data.Dataset.from_tensor_slices((preprocess_all(task, split), targets))
+    first = task.training_example(split.inputs[0], targets[0])
+    if not isinstance(first[0], np.ndarray) or first[0].nbytes * len(split) <= IN_MEMORY_BYTES:
+        ds = tf.data.Dataset.from_tensor_slices(prepare_all(task, split))
     else:
+        x0 = first[0]
+
         def load(i):
-            return np.asarray(task.preprocess(split.inputs[int(i)]), dtype=first.dtype)
+            return np.asarray(task.training_example(split.inputs[int(i)], targets[int(i)])[0], dtype=x0.dtype)
 
         def to_example(i):
-            x = tf.numpy_function(load, [i], tf.as_dtype(first.dtype))
-            return tf.ensure_shape(x, first.shape), tf.gather(targets, i)
+            x = tf.numpy_function(load, [i], tf.as_dtype(x0.dtype))
+            return tf.ensure_shape(x, x0.shape), tf.gather(targets, i)
 
         ds = tf.data.Dataset.range(len(split)).map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
@@ -173,23 +177,26 @@ def make_tf_dataset(task, split, batch_size: int, shuffle: bool = False, seed: i
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def preprocess_all(task, split) -> np.ndarray:
-    """Preprocess every input of a split in a thread pool; name the inputs that fail."""
+def prepare_all(task, split) -> tuple:
+    """Every training example of a split, stacked; prepared in a thread pool; failures are named."""
+    from dlapps.inference import stack_inputs
+
     failures = []
+    targets = split.targets
 
     def one(i):
         try:
-            return task.preprocess(split.inputs[i])
+            return task.training_example(split.inputs[i], targets[i])
         except DlappsError as exc:
             failures.append(f"{split.name(i)}: {exc}")
             return None
 
     with ThreadPoolExecutor(min(8, len(split))) as pool:
-        arrays = list(pool.map(one, range(len(split))))
+        examples = list(pool.map(one, range(len(split))))
     if failures:
         shown = "\n  ".join(failures[:10])
         raise DataError(f"{len(failures)} of {len(split)} inputs could not be read:\n  {shown}")
-    return np.stack(arrays)
+    return tuple(stack_inputs(list(parts)) for parts in zip(*examples))
 
 
 def versions() -> dict:
