@@ -183,10 +183,7 @@ def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: 
     ids: dict[int, str] = {}  # iter_predict numbers the inputs it receives 0, 1, 2...
 
     def raws():
-        for input_id, raw in todo:
-            if isinstance(raw, Exception):  # known bad before any decoding: record it now
-                emit(error_record(input_id, raw))
-                continue
+        for input_id, raw in todo:  # an input known bad already (an exception) passes through, in order
             ids[next(numbers)] = input_id
             yield raw
 

@@ -115,6 +115,9 @@ class Predictor:
     def _preprocess_slice(self, raws: list) -> list:
         out = []
         for raw in raws:
+            if isinstance(raw, Exception):  # an input found bad before it got here
+                out.append(raw)
+                continue
             try:
                 out.append(self.task.preprocess(raw))
             except (DlappsError, ValueError, OSError, TypeError) as exc:

@@ -1,6 +1,7 @@
 """Shared fixtures. Every test runs with DLAPPS_HOME in a fresh temporary folder."""
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,15 @@ import pytest  # noqa: E402
 
 #: A small, fast classifier config for tests (quality is measured in benchmarks/).
 TINY_CONFIG = {"filters": [8, 16], "dropout": 0.0}
+#: A small, fast translation config for tests.
+TINY_TRANSLATION_CONFIG = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "encoder_layers": 1,
+                           "decoder_layers": 1, "tokenizer_vocab_size": 300, "dropout": 0.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +76,48 @@ def image_folder(tmp_path) -> Path:
             else:
                 Image.fromarray(image).convert("RGBA").save(root / label / f"{i}.webp")
     return root
+
+
+def write_pairs(path: Path, count: int, seed: int = 7) -> Path:
+    """A Tatoeba-style TSV of generated English -> French pairs, with an attribution column."""
+    from dlapps_plugins.translation.number_corpus import generate_pairs
+
+    lines = [f"{en}\t{fr}\tCC-BY 2.0 (France) Attribution: generated" for en, fr in generate_pairs(count, seed)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def translation_model(home, tmp_path_factory):
+    """A tiny translator trained on a TSV (named fra.txt, as Tatoeba names French), at the default location."""
+    import dlapps
+
+    data = write_pairs(tmp_path_factory.mktemp("translation") / "fra.txt", 300)
+    return dlapps.train("translation", data, epochs=3, config=TINY_TRANSLATION_CONFIG, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bart_preset(tmp_path_factory):
+    """A KerasHub BART preset built from config (byte-level BPE trained here), saved with save_to_preset."""
+    import keras_hub
+    from tokenizers import ByteLevelBPETokenizer
+
+    from dlapps_plugins.translation.number_corpus import generate_pairs
+
+    texts = [text for pair in generate_pairs(300, seed=3) for text in pair]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<mask>"],
+                            show_progress=False)
+    folder = tmp_path_factory.mktemp("bpe")
+    bpe.save_model(str(folder))
+    merges = [line for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+              if line and not line.startswith("#")]
+    tokenizer = keras_hub.models.BartTokenizer(vocabulary=str(folder / "vocab.json"), merges=merges)
+    backbone = keras_hub.models.BartBackbone(vocabulary_size=tokenizer.vocabulary_size(), num_layers=1,
+                                             num_heads=2, hidden_dim=16, intermediate_dim=32,
+                                             max_sequence_length=64)
+    preprocessor = keras_hub.models.BartSeq2SeqLMPreprocessor(tokenizer, encoder_sequence_length=32,
+                                                              decoder_sequence_length=32)
+    preset = tmp_path_factory.mktemp("presets") / "tiny_bart"
+    keras_hub.models.BartSeq2SeqLM(backbone=backbone, preprocessor=preprocessor).save_to_preset(str(preset))
+    return preset

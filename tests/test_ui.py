@@ -1,22 +1,15 @@
 """The studio in a real browser (Debian's chromium driven by Playwright) and through Gradio's client."""
 
-import socket
-
 import pytest
 
+from conftest import free_port
 from dlapps.ui import studio
 
 CHROMIUM = "/usr/bin/chromium"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def running_studio(digits_model):
+def running_studio(digits_model, translation_model):
     demo = studio()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -70,8 +63,12 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
     assert any(line.endswith("%") for line in lines)
 
 
-@pytest.mark.parametrize("app", ["studio.py", "image_classification.py"])
-def test_apps_expose_a_gradio_demo(app, digits_model):
+@pytest.mark.parametrize("app, inputs", [
+    ("studio.py", {"image-classification-input", "translation-input"}),
+    ("image_classification.py", {"image-classification-input"}),
+    ("translation.py", {"translation-input"}),
+])
+def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model):
     """`python apps/X.py` launches `demo`; `gradio apps/X.py` looks for the same variable."""
     import runpy
     from pathlib import Path
@@ -80,7 +77,7 @@ def test_apps_expose_a_gradio_demo(app, digits_model):
 
     namespace = runpy.run_path(str(Path(__file__).parents[1] / "apps" / app), run_name="dlapps_app_test")
     assert isinstance(namespace["demo"], gr.Blocks)
-    assert any(getattr(b, "elem_id", None) == "image-classification-input" for b in namespace["demo"].blocks.values())
+    assert inputs <= {getattr(b, "elem_id", None) for b in namespace["demo"].blocks.values()}
 
 
 def test_default_ui_serves_a_task_that_writes_none(tmp_path, monkeypatch):

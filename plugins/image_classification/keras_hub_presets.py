@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from dlapps.errors import PresetError
+from dlapps.presets import from_preset
 from dlapps_plugins.image_classification.cnn_classifier import GRADCAM_LAYER, classifier_head
 
 
@@ -34,19 +32,7 @@ def classifier_from_preset(preset: str, config: dict):
 
 
 def _load(cls, preset: str):
-    try:
-        return cls.from_preset(preset)
-    except FileNotFoundError as exc:
-        raise PresetError(f"preset {preset!r} is incomplete: {exc}") from None
-    except ValueError as exc:
-        if "Unknown preset identifier" in str(exc) or not Path(preset).exists():
-            raise PresetError(
-                "expected a KerasHub image backbone preset name (e.g. 'resnet_18_imagenet') or a local "
-                f"preset directory with config.json, received preset={preset!r}"
-            ) from None
-        raise PresetError(f"could not load preset {preset!r}: {exc}") from None
-    except OSError as exc:  # a download that cannot reach the hub
-        raise PresetError(f"could not download preset {preset!r} (is this machine online?): {exc}") from None
+    return from_preset(cls, preset, "a KerasHub image backbone preset name (e.g. 'resnet_18_imagenet')")
 
 
 def _converter(keras_hub, preset: str):

@@ -1,0 +1,114 @@
+"""Translation data: the generated English -> French corpus, or a sentence-pair TSV.
+
+The TSV is the Tatoeba / Anki format: ``source<TAB>target[<TAB>anything]`` per
+line, UTF-8. Malformed lines are reported with their line numbers and skipped;
+training refuses when too few valid pairs remain.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from dlapps import Dataset, Split
+from dlapps.batch import read_text_lines
+from dlapps.errors import DataError
+
+#: Fewer valid pairs than this cannot give a train, validation and test split worth the name.
+MIN_PAIRS = 20
+DEFAULT_SIZES = {"train": 20_000, "validation": 2_000, "test": 2_000}
+
+
+@lru_cache(maxsize=2)
+def default_dataset() -> Dataset:
+    """24,000 distinct generated pairs, always the same 20,000 / 2,000 / 2,000 split."""
+    from dlapps_plugins.translation import number_corpus as corpus
+
+    pairs = corpus.generate_pairs(sum(DEFAULT_SIZES.values()))  # already in random order, all distinct
+    train_end = DEFAULT_SIZES["train"]
+    val_end = train_end + DEFAULT_SIZES["validation"]
+    description = (
+        f"Generated English -> French sentences about numbers, dates and quantities "
+        f"({len(pairs):,} distinct pairs; numbers written out by num2words, month, weekday and unit "
+        f"names from babel's CLDR data), split {train_end:,} / {DEFAULT_SIZES['validation']:,} / "
+        f"{DEFAULT_SIZES['test']:,}; no test sentence occurs in training (corpus seed {corpus.CORPUS_SEED})."
+    )
+    return Dataset(_split(pairs[:train_end], "generated"), _split(pairs[train_end:val_end], "generated"),
+                   _split(pairs[val_end:], "generated"), description,
+                   {"source_language": corpus.SOURCE_LANGUAGE, "target_language": corpus.TARGET_LANGUAGE})
+
+
+def tsv_dataset(path, seed: int = 0) -> Dataset:
+    """80 / 10 / 10 split of a sentence-pair TSV; all pairs with the same source stay in one split."""
+    path = Path(path)
+    pairs = read_pairs(path)
+    by_source: dict[str, list] = {}
+    for pair in pairs:
+        by_source.setdefault(pair[0], []).append(pair)
+    sources = sorted(by_source)
+    random.Random(seed).shuffle(sources)
+    n_test = n_val = max(1, len(sources) // 10)
+    parts = {"test": sources[:n_test], "validation": sources[n_test:n_test + n_val],
+             "train": sources[n_test + n_val:]}
+    splits = {name: _split([p for s in keys for p in by_source[s]], path.name) for name, keys in parts.items()}
+    description = (f"Sentence pairs from {path.name} ({len(pairs):,} valid pairs), split 80/10/10 by source "
+                   f"sentence with seed {seed}: no test source sentence occurs in training.")
+    return Dataset(splits["train"], splits["validation"], splits["test"], description, guess_languages(path))
+
+
+def tsv_split(path) -> Split:
+    """Every valid pair of a TSV as one split, for ``dlapps eval --data``."""
+    return _split(read_pairs(Path(path)), Path(path).name)
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """Valid (source, target) pairs, deduplicated; malformed lines are reported, too many refuse."""
+    if not path.is_file():
+        raise DataError(f"expected a sentence-pair TSV file (source<TAB>target per line), received '{path}', "
+                        "which does not exist")
+    pairs, problems, lines = {}, [], 0
+    for line, text in read_text_lines(path):
+        if isinstance(text, Exception):
+            problems.append(str(text))
+            lines += 1
+            continue
+        if not text.strip():
+            continue
+        lines += 1
+        fields = text.split("\t")
+        if len(fields) < 2:
+            problems.append(f"{path}:{line}: expected source<TAB>target, received no tab: {text[:60]!r}")
+        elif not fields[0].strip() or not fields[1].strip():
+            side = "source" if not fields[0].strip() else "target"
+            problems.append(f"{path}:{line}: the {side} sentence is empty")
+        else:
+            pairs.setdefault((_clean(fields[0]), _clean(fields[1])), line)
+    if problems:
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        print(f"dlapps: skipped {len(problems)} malformed line(s) of {lines}:\n  {shown}", file=sys.stderr)
+    if len(pairs) < MIN_PAIRS or len(problems) > lines / 2:
+        first = f"; first problem: {problems[0]}" if problems else ""
+        raise DataError(f"expected at least {MIN_PAIRS} valid sentence pairs (source<TAB>target, UTF-8) with "
+                        f"at most half of the lines malformed, received {len(pairs)} valid pair(s) and "
+                        f"{len(problems)} malformed line(s) of {lines} in '{path}'{first}")
+    return list(pairs)
+
+
+def guess_languages(path: Path) -> dict:
+    """Anki / Tatoeba files are named after the target language (``fra.txt``, ``deu-eng/deu.txt``)
+    and have English first; otherwise the languages are undetermined (``und``) until set."""
+    match = re.fullmatch(r"([a-z]{3})", path.stem.lower())
+    if match and match.group(1) != "eng":
+        return {"source_language": "eng", "target_language": match.group(1)}
+    return {"source_language": "und", "target_language": "und"}
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _split(pairs, origin: str) -> Split:
+    return Split([s for s, _ in pairs], [t for _, t in pairs], [f"{origin}: {s[:40]}" for s, _ in pairs])

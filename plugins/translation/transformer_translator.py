@@ -1,0 +1,125 @@
+"""The default translation model: a small encoder-decoder Transformer in Keras 3.
+
+Pre-layer-norm blocks (stable when trained from scratch on little data),
+learned token and position embeddings, a causal decoder with cross-attention.
+The model is functional and made of two named sub-models, so decoding runs the
+encoder once per sentence and then the decoder step by step:
+
+    encoder:  encoder_token_ids, encoder_padding_mask -> encoder_output
+    decoder:  decoder_token_ids, encoder_output, encoder_padding_mask
+              -> logits, cross_attention (last block, averaged over heads)
+
+The full model takes the same four inputs as a KerasHub Seq2SeqLM
+(``encoder_token_ids``, ``encoder_padding_mask``, ``decoder_token_ids``,
+``decoder_padding_mask``) and returns logits, so training and decoding treat
+both alike.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+PACKAGE = "dlapps_translation"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EncoderBlock(layers.Layer):
+    """Self-attention over the source, then a feed-forward layer; both pre-normed and residual."""
+
+    def __init__(self, hidden_dim, num_heads, intermediate_dim, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim, self.num_heads = hidden_dim, num_heads
+        self.intermediate_dim, self.dropout = intermediate_dim, dropout
+        self.attention_norm = layers.LayerNormalization(epsilon=1e-5)
+        self.attention = layers.MultiHeadAttention(num_heads, hidden_dim // num_heads, dropout=dropout)
+        self.feedforward_norm = layers.LayerNormalization(epsilon=1e-5)
+        self.feedforward_in = layers.Dense(intermediate_dim, activation="gelu")
+        self.feedforward_out = layers.Dense(hidden_dim)
+        self.drop = layers.Dropout(dropout)
+
+    def build(self, x_shape, padding_mask_shape=None):
+        self.attention_norm.build(x_shape)
+        self.attention.build(x_shape, x_shape)
+        self.feedforward_norm.build(x_shape)
+        self.feedforward_in.build(x_shape)
+        self.feedforward_out.build((*x_shape[:-1], self.intermediate_dim))
+        self.built = True
+
+    def call(self, x, padding_mask, training=None):
+        mask = ops.expand_dims(ops.cast(padding_mask, "bool"), 1)  # [batch, 1, source]
+        h = self.attention_norm(x)
+        x = x + self.drop(self.attention(h, h, attention_mask=mask, training=training), training=training)
+        h = self.feedforward_out(self.drop(self.feedforward_in(self.feedforward_norm(x)), training=training))
+        return x + self.drop(h, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_dim": self.hidden_dim, "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DecoderBlock(EncoderBlock):
+    """Causal self-attention, cross-attention over the encoder output, feed-forward.
+
+    Returns the new states and the cross-attention weights averaged over heads.
+    """
+
+    def __init__(self, hidden_dim, num_heads, intermediate_dim, dropout=0.1, **kwargs):
+        super().__init__(hidden_dim, num_heads, intermediate_dim, dropout, **kwargs)
+        self.cross_norm = layers.LayerNormalization(epsilon=1e-5)
+        self.cross_attention = layers.MultiHeadAttention(num_heads, hidden_dim // num_heads, dropout=dropout)
+
+    def build(self, x_shape, encoder_output_shape=None, encoder_padding_mask_shape=None):
+        super().build(x_shape)
+        self.cross_norm.build(x_shape)
+        self.cross_attention.build(x_shape, encoder_output_shape)
+
+    def call(self, x, encoder_output, encoder_padding_mask, training=None):
+        h = self.attention_norm(x)
+        x = x + self.drop(self.attention(h, h, use_causal_mask=True, training=training), training=training)
+        mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
+        h, weights = self.cross_attention(self.cross_norm(x), encoder_output, attention_mask=mask,
+                                          return_attention_scores=True, training=training)
+        x = x + self.drop(h, training=training)
+        h = self.feedforward_out(self.drop(self.feedforward_in(self.feedforward_norm(x)), training=training))
+        return x + self.drop(h, training=training), ops.mean(weights, axis=1)
+
+
+def build_transformer(config: dict) -> keras.Model:
+    """The full model for ``config`` (vocab_size, max_length, hidden_dim, num_heads, ...)."""
+    import keras_hub
+
+    vocab, length, dim = config["vocab_size"], config["max_length"], config["hidden_dim"]
+    block_args = (dim, config["num_heads"], config["intermediate_dim"], config["dropout"])
+
+    source = keras.Input((None,), dtype="int32", name="encoder_token_ids")
+    source_mask = keras.Input((None,), dtype="int32", name="encoder_padding_mask")
+    x = keras_hub.layers.TokenAndPositionEmbedding(vocab, length, dim, name="source_embedding")(source)
+    x = layers.Dropout(config["dropout"])(x)
+    for i in range(config["encoder_layers"]):
+        x = EncoderBlock(*block_args, name=f"encoder_block_{i}")(x, source_mask)
+    x = layers.LayerNormalization(epsilon=1e-5, name="encoder_output_norm")(x)
+    encoder = keras.Model([source, source_mask], x, name="encoder")
+
+    target = keras.Input((None,), dtype="int32", name="decoder_token_ids")
+    memory = keras.Input((None, dim), name="encoder_output")
+    memory_mask = keras.Input((None,), dtype="int32", name="encoder_padding_mask")
+    y = keras_hub.layers.TokenAndPositionEmbedding(vocab, length, dim, name="target_embedding")(target)
+    y = layers.Dropout(config["dropout"])(y)
+    weights = None
+    for i in range(config["decoder_layers"]):
+        y, weights = DecoderBlock(*block_args, name=f"decoder_block_{i}")(y, memory, memory_mask)
+    y = layers.LayerNormalization(epsilon=1e-5, name="decoder_output_norm")(y)
+    logits = layers.Dense(vocab, dtype="float32", name="logits")(y)
+    decoder = keras.Model([target, memory, memory_mask], [logits, weights], name="decoder")
+
+    inputs = {
+        "encoder_token_ids": keras.Input((None,), dtype="int32", name="encoder_token_ids"),
+        "encoder_padding_mask": keras.Input((None,), dtype="int32", name="encoder_padding_mask"),
+        "decoder_token_ids": keras.Input((None,), dtype="int32", name="decoder_token_ids"),
+        "decoder_padding_mask": keras.Input((None,), dtype="int32", name="decoder_padding_mask"),
+    }
+    encoded = encoder([inputs["encoder_token_ids"], inputs["encoder_padding_mask"]])
+    logits, _ = decoder([inputs["decoder_token_ids"], encoded, inputs["encoder_padding_mask"]])
+    return keras.Model(inputs, logits, name="transformer_translator")

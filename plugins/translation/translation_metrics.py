@@ -1,0 +1,22 @@
+"""Translation metrics with sacrebleu: corpus BLEU and chrF, plus exact match."""
+
+from __future__ import annotations
+
+
+def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
+    import sacrebleu
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"expected one hypothesis per reference, received {len(hypotheses)} and {len(references)}")
+    exact = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references))
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+        "exact_match": round(exact / max(1, len(references)), 4),
+        "sentences": len(references),
+    }
+
+
+def format_translation_metrics(metrics: dict) -> str:
+    return (f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  "
+            f"exact match {100 * metrics['exact_match']:.1f}%  ({metrics['sentences']} sentences)")

@@ -1,0 +1,232 @@
+"""Translation: the corpus, the TSV reader, tokenizer, beam search, presets, bad input, CLI and eval."""
+
+import json
+
+import numpy as np
+import pytest
+
+import dlapps
+from dlapps.cli import main
+from dlapps.errors import DataError, InvalidInputError
+from dlapps.testing import run_task_test
+from dlapps_plugins.translation import number_corpus
+from dlapps_plugins.translation.beam_search import beam_search
+from dlapps_plugins.translation.sentence_pairs import default_dataset, read_pairs, tsv_dataset
+from dlapps_plugins.translation.translation_task import Translation
+
+from conftest import TINY_TRANSLATION_CONFIG, free_port, write_pairs
+
+
+# -- data ----------------------------------------------------------------------------
+def test_default_corpus_is_large_distinct_and_held_out():
+    data = default_dataset()
+    assert (len(data.train), len(data.validation), len(data.test)) == (20_000, 2_000, 2_000)
+    pairs = list(zip(data.train.inputs, data.train.targets))
+    assert len(set(pairs)) == len(pairs)
+    assert not set(data.test.inputs) & set(data.train.inputs), "a test sentence occurs in training"
+    assert data.config == {"source_language": "en", "target_language": "fr"}
+    assert default_dataset().test.inputs == data.test.inputs  # the same every time
+
+
+def test_french_numbers_agree_and_units_come_from_cldr():
+    assert number_corpus.french_number(21, "f") == "vingt et une"
+    assert number_corpus.french_number(1, "f") == "une"
+    assert number_corpus.french_number(71) == "soixante et onze"
+    assert number_corpus.unit_phrase(3, "length-kilometer", "fr") == "trois kilomètres"
+    assert number_corpus.unit_phrase(1, "duration-hour", "fr", "f") == "une heure"
+    assert number_corpus.month_name(3, "fr") == "mars"
+
+
+def test_tsv_reports_malformed_lines_and_keeps_the_rest(tmp_path, capsys):
+    good = [f"I have {n} cats.\tJ'ai {n} chats.\tCC-BY 2.0 (France) Attribution: tatoeba.org" for n in range(30)]
+    path = tmp_path / "fra.txt"
+    lines = good[:5] + ["no tab here", "\tempty source", "Empty target\t"] + good[5:]
+    path.write_bytes("\n".join(lines).encode("utf-8") + b"\nCaf\xe9\tcaf\xe9\n")
+    pairs = read_pairs(path)
+    assert len(pairs) == 30 and pairs[0] == ("I have 0 cats.", "J'ai 0 chats.")
+    err = capsys.readouterr().err
+    assert "skipped 4 malformed line(s)" in err
+    assert f"{path}:6: expected source<TAB>target" in err
+    assert f"{path}:7: the source sentence is empty" in err and f"{path}:8: the target sentence is empty" in err
+    assert f"{path}:34: expected UTF-8 text, received byte 0xe9" in err
+    data = tsv_dataset(path)
+    assert data.config == {"source_language": "eng", "target_language": "fra"}
+    assert not set(data.test.inputs) & set(data.train.inputs)
+
+
+def test_tsv_with_too_few_valid_pairs_is_refused(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("a\tb\nc\td\nno tab\n", encoding="utf-8")
+    with pytest.raises(DataError, match="expected at least 20 valid sentence pairs.*received 2 valid"):
+        read_pairs(path)
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes("\n".join(f"caf\xe9 {i}\tcaf\xe9 {i}" for i in range(40)).encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.tsv:1: expected UTF-8 text"):
+        read_pairs(latin1)
+    with pytest.raises(DataError, match="does not exist"):
+        read_pairs(tmp_path / "missing.tsv")
+
+
+# -- decoding ------------------------------------------------------------------------
+def _toy_model(tokens):
+    """Next-token logits of a toy language: greedy picks 3 then must end badly; 4 leads to a sure end."""
+    pad, eos = 0, 1
+    last = tokens[:, -1]
+    logits = np.full((len(tokens), 6), -20.0)
+    for row, token in enumerate(last):
+        if token == 2:  # start
+            logits[row, [3, 4]] = np.log([0.55, 0.45])
+        elif token == 3:
+            logits[row, [5, eos]] = np.log([0.5, 0.5])
+        elif token == 4:
+            logits[row, eos] = 0.0
+        else:
+            logits[row, eos] = 0.0
+    return logits
+
+
+def test_beam_search_finds_what_greedy_misses_and_batches_agree():
+    greedy, _ = beam_search(_toy_model, 1, [2], eos_id=1, pad_id=0, beam_size=1, max_steps=5)
+    beam, scores = beam_search(_toy_model, 1, [2], eos_id=1, pad_id=0, beam_size=3, max_steps=5)
+    assert greedy[0][0] == 3 and beam[0][0] == 4 and list(beam[0][1:]) == [0] * (beam.shape[1] - 1)
+    assert scores[0] == pytest.approx(np.log(0.45) / ((5 + 2) / 6) ** 0.6)
+    batched, _ = beam_search(_toy_model, 3, [2], eos_id=1, pad_id=0, beam_size=3, max_steps=5)
+    assert (batched == beam[0]).all()
+
+
+# -- the task end to end -------------------------------------------------------------
+def test_contract_with_the_shared_harness(tmp_path):
+    data = write_pairs(tmp_path / "pairs.tsv", 80)
+    run_task_test(Translation, tmp_path, config=TINY_TRANSLATION_CONFIG, data=data, limit=64,
+                  bad_inputs=[(123, InvalidInputError), (b"\xff\xfe", InvalidInputError)])
+
+
+def test_bad_and_odd_text_is_handled(translation_model):
+    p = translation_model
+    assert p.predict("") == {"translation": "", "score": 0.0}
+    assert p.predict(" \t\n ")["translation"] == ""
+    emoji = p.predict("I have three 🐱 cats.")
+    assert "🐱" in emoji["warnings"][0] and isinstance(emoji["translation"], str)
+    long_text = " ".join(f"I have {number_corpus.english_number(n)} cats." for n in range(300))
+    assert len(long_text) > 9_000
+    result = p.predict(long_text, beam_size=1)
+    assert any("translated as 300 pieces" in w for w in result["warnings"])
+    one_word = p.predict("x" * 10_000, beam_size=1)
+    assert "cut off" in one_word["warnings"][0]
+    with pytest.raises(InvalidInputError, match="expected beam_size to be an integer >= 1, received 0"):
+        p.predict("one", beam_size=0)
+    with pytest.raises(InvalidInputError, match="unknown predict option 'beam'.*beam_size"):
+        p.predict("one", beam=2)
+    with pytest.raises(InvalidInputError, match="expected text \\(a str\\), received list"):
+        p.predict([["nested"]])
+
+
+def test_batched_beam_search_equals_one_at_a_time(translation_model):
+    sentences = translation_model.task.examples(translation_model)[:6]
+    assert len(sentences) == 6
+    batched = translation_model.predict(sentences, beam_size=3)
+    single = [translation_model.predict(s, beam_size=3) for s in sentences]
+    assert [b["translation"] for b in batched] == [s["translation"] for s in single]
+    assert np.allclose([b["score"] for b in batched], [s["score"] for s in single], atol=1e-3)
+
+
+def test_attention_has_one_row_per_output_token(translation_model):
+    result = translation_model.predict("I have three cats.", beam_size=2, attention=True)
+    attention = result["attention"]
+    weights = np.array(attention["weights"])
+    assert weights.shape == (len(attention["output_tokens"]), len(attention["source_tokens"]))
+    assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-2)
+    assert attention["source_tokens"][-1] == "[EOS]"
+
+
+def test_artifact_records_languages_and_tokenizer_loads_in_transformers(translation_model):
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    assets = translation_model.model_dir / "assets"
+    meta = json.loads((translation_model.model_dir / "task.json").read_text())
+    assert meta["config"]["source_language"] == "eng" and meta["config"]["target_language"] == "fra"
+    text = "Vous avez vingt et une pommes."
+    hf = AutoTokenizer.from_pretrained(str(assets))
+    assert hf.encode(text, add_special_tokens=False) == Tokenizer.from_file(str(assets / "tokenizer.json")).encode(
+        text).ids
+    assert hf.decode(hf.encode(text, add_special_tokens=False)) == text
+    assert hf.pad_token == "[PAD]" and hf.eos_token == "[EOS]"
+
+
+def test_cli_predict_streams_resumes_and_records_bad_lines(translation_model, tmp_path, capsys):
+    model = str(translation_model.model_dir)
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_bytes(b"I have three cats.\n\nCaf\xe9 au lait\nShe is ten years old.\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "translation", "--input", str(sentences), "--output", str(out), "--model", model,
+                 "--no-progress", "--set", "beam_size=2"]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["input"] for r in records] == [f"{sentences}:{i}" for i in (1, 2, 3, 4)]
+    assert records[1]["translation"] == ""
+    assert "error" in records[2] and f"{sentences}:3: expected UTF-8 text" in records[2]["error"]
+    assert all(isinstance(r.get("translation"), str) for i, r in enumerate(records) if i != 2)
+    assert main(["predict", "translation", "--input", str(sentences), "--output", str(out), "--model", model,
+                 "--no-progress"]) == 0
+    assert "4 already done" in capsys.readouterr().err
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4
+
+    jsonl = tmp_path / "sentences.jsonl"
+    jsonl.write_text('{"text": "I have two dogs."}\n{"other": 1}\n', encoding="utf-8")
+    assert main(["predict", "translation", "--input", str(jsonl), "--model", model, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert f"{jsonl}:1: " in captured.out and "expected a record with the field 'text'" in captured.err
+    assert main(["predict", "translation", "hello", "--model", model, "--set", "beams=2"]) == 2
+    assert "unknown predict option 'beams'" in capsys.readouterr().err
+
+
+def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, capsys):
+    model = translation_model.model_dir
+    (model / "metrics.json").write_text("{}")
+    assert main(["eval", "translation", "--model", str(model)]) == 0
+    assert "BLEU" in capsys.readouterr().out
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences"} and 0 <= metrics["chrf"] <= 100
+    assert "chrf" in (model / "README.md").read_text()
+    pairs = write_pairs(tmp_path / "more.tsv", 25)
+    assert main(["eval", "translation", "--model", str(model), "--data", str(pairs), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sentences"] == 25
+
+
+def test_translation_tab_through_the_gradio_client(translation_model):
+    from gradio_client import Client
+
+    from dlapps.ui import task_blocks
+
+    demo = task_blocks("translation", translation_model)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        translation, heatmap, notes = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            "I have three cats 🐱.", 2, api_name="/translate")
+    finally:
+        demo.close()
+    assert translation == translation_model.predict("I have three cats 🐱.", beam_size=2)["translation"]
+    assert "<table" in heatmap and "[EOS]" in heatmap
+    assert "🐱" in notes
+
+
+# -- presets -------------------------------------------------------------------------
+def test_a_local_keras_hub_bart_preset_fine_tunes_and_translates(tmp_path, tiny_bart_preset):
+    data = write_pairs(tmp_path / "pairs.tsv", 40)
+    predictor = dlapps.train("translation", data, preset=str(tiny_bart_preset), epochs=1, limit=8,
+                             batch_size=4, out=tmp_path / "model", verbose=0)
+    assert predictor.task.config["model"] == "keras-hub"
+    assert predictor.meta["training"]["preset"] == str(tiny_bart_preset)
+    result = predictor.predict("I have three cats.", beam_size=2, max_output_tokens=5)
+    assert isinstance(result["translation"], str) and "attention" not in result
+    reloaded = dlapps.load("translation", tmp_path / "model")
+    assert reloaded.predict("I have three cats.", beam_size=2, max_output_tokens=5) == result
+
+
+def test_a_missing_preset_is_a_clear_error(tmp_path):
+    from dlapps.errors import PresetError
+
+    data = write_pairs(tmp_path / "pairs.tsv", 40)
+    with pytest.raises(PresetError, match="expected a KerasHub Seq2SeqLM preset name"):
+        dlapps.train("translation", data, preset=str(tmp_path / "nope"), epochs=1, verbose=0)
