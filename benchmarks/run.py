@@ -105,6 +105,30 @@ def bench_batch(report, count: int = 2000, batch_size: int = 64):
     del dlapps
 
 
+def bench_translation(report, sentences: int = 1000):
+    """Default translator from scratch: training time, held-out chrF and exact match; batched beam search."""
+    import dlapps
+
+    started = time.perf_counter()
+    predictor = dlapps.train("translation", verbose=0)
+    seconds = time.perf_counter() - started
+    metrics, training = predictor.metrics, predictor.meta["training"]
+    report.bar("translation training seconds (2 CPU cores)", seconds, "<=", 600.0,
+               f"{seconds:.0f} s, {training['epochs_run']} epochs")
+    report.bar("translation test chrF", metrics["chrf"], ">=", 90.0,
+               f"chrF {metrics['chrf']:.2f}, BLEU {metrics['bleu']:.2f} on {metrics['sentences']} held-out sentences")
+    report.bar("translation test exact match", metrics["exact_match"], ">=", 0.80,
+               f"{metrics['exact_match']:.2%} of held-out sentences exactly right")
+
+    texts = list(predictor.task.default_data().test.inputs[:sentences])
+    predictor.predict(texts[:64], beam_size=4)  # warm up: trace the decoder steps
+    batched = _best_of(1, lambda: predictor.predict(texts, beam_size=4, batch_size=64))
+    one_by_one = _best_of(1, lambda: [predictor.predict(t, beam_size=4) for t in texts])
+    report.bar("beam search (4) batched vs one sentence at a time", one_by_one / batched, ">=", 5.0,
+               f"{len(texts) / batched:.0f} vs {len(texts) / one_by_one:.1f} sentences/s over {len(texts)} "
+               f"sentences ({one_by_one / batched:.1f}x)")
+
+
 def _trained_predictor():
     import dlapps
     from dlapps.errors import ModelNotFoundError
@@ -134,7 +158,8 @@ class Report:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}  (bar: {op} {target})", flush=True)
 
 
-BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_batch}
+BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_batch,
+              "translation": bench_translation}
 
 
 def main() -> int:

@@ -68,7 +68,7 @@ def test_tsv_with_too_few_valid_pairs_is_refused(tmp_path):
 
 
 # -- decoding ------------------------------------------------------------------------
-def _toy_model(tokens):
+def _toy_model(tokens, parents=None):
     """Next-token logits of a toy language: greedy picks 3 then must end badly; 4 leads to a sure end."""
     pad, eos = 0, 1
     last = tokens[:, -1]

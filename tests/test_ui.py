@@ -104,3 +104,27 @@ def test_default_ui_serves_a_task_that_writes_none(tmp_path, monkeypatch):
         demo.close()
     assert result["label"] in ("negative", "positive")
     assert {c["label"] for c in result["confidences"]} == {"negative", "positive"}
+
+
+@pytest.mark.browser
+def test_translate_in_the_browser_and_see_the_attention_heatmap(running_studio, translation_model):
+    from playwright.sync_api import sync_playwright
+
+    expected = translation_model.predict("I have three cats.", beam_size=2)["translation"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(running_studio)
+            page.get_by_role("tab", name="Translation").click()
+            page.locator("#translation-input textarea").fill("I have three cats.")
+            page.locator("#translation-beam input[type=number]").fill("2")
+            page.locator("#translation-beam input[type=number]").press("Enter")
+            page.locator("#translation-run").click()
+            page.wait_for_selector("#translation-attention table", timeout=30_000)
+            header = page.locator("#translation-attention table tr").first.inner_text()
+            output = page.locator("#translation-output textarea").input_value()
+        finally:
+            browser.close()
+    assert "three" in header and "[EOS]" in header
+    assert output == expected

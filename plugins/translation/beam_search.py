@@ -7,7 +7,8 @@ hypothesis of every sentence. ``beam_size=1`` is greedy decoding.
 Two ways to run a model:
 
 - a model with ``encoder`` and ``decoder`` sub-models (the default Transformer)
-  encodes each sentence once and runs only the decoder per step;
+  encodes each sentence once, then runs the decoder one token per step with a
+  key/value cache that follows each hypothesis as beams are reordered;
 - any other model taking the four Seq2SeqLM inputs (a KerasHub preset) is
   called whole at each step.
 """
@@ -49,8 +50,11 @@ class Seq2SeqDecoder:
             self.encoder = self.decoder = None
         self.supports_attention = self.decoder is not None
         if self.decoder is not None:
+            from dlapps_plugins.translation.transformer_translator import IncrementalDecoder
+
             self._encode = tf.function(lambda ids, mask: self.encoder([ids, mask]), reduce_retracing=True)
             self._decode = tf.function(lambda t, m, mask: self.decoder([t, m, mask]), reduce_retracing=True)
+            self.incremental = IncrementalDecoder(model)
         else:
             self._whole = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
@@ -61,12 +65,10 @@ class Seq2SeqDecoder:
         batch = len(encoder_ids)
         ids_rep, mask_rep = (np.repeat(a, beam_size, axis=0) for a in (encoder_ids, encoder_mask))
         if self.decoder is not None:
-            memory = np.repeat(np.asarray(self._encode(encoder_ids, encoder_mask)), beam_size, axis=0)
-
-            def next_logits(tokens):
-                return np.asarray(self._decode(tokens, memory, mask_rep)[0][:, -1, :])
+            next_logits = self._cached_steps(encoder_ids, encoder_mask, mask_rep, beam_size,
+                                             len(prefix) + max_steps)
         else:
-            def next_logits(tokens):
+            def next_logits(tokens, parents):
                 inputs = {"encoder_token_ids": ids_rep, "encoder_padding_mask": mask_rep,
                           "decoder_token_ids": tokens, "decoder_padding_mask": np.ones_like(tokens)}
                 return np.asarray(self._whole(inputs)[:, -1, :])
@@ -74,6 +76,25 @@ class Seq2SeqDecoder:
         ids, scores = beam_search(next_logits, batch, prefix, eos_id, pad_id, beam_size, max_steps)
         weights = self._attention(encoder_ids, encoder_mask, prefix, ids) if attention and self.decoder else None
         return Decoded(ids, scores, weights)
+
+    def _cached_steps(self, encoder_ids, encoder_mask, mask_rep, beam_size: int, length: int):
+        """``next_logits`` that feeds only the newest token, keeping each hypothesis's cache."""
+        import tensorflow as tf
+
+        step = self.incremental.step
+        cross = tf.repeat(self.incremental.cross_caches(self._encode(encoder_ids, encoder_mask)), beam_size, axis=1)
+        state = {"cache": self.incremental.empty_cache(len(mask_rep), length)}
+
+        def next_logits(tokens, parents):
+            cache = state["cache"] if parents is None else tf.gather(state["cache"], parents, axis=1)
+            first = 0 if parents is None else tokens.shape[1] - 1  # the whole prefix on the first call
+            for index in range(first, tokens.shape[1]):
+                logits, cache = step(tokens[:, index:index + 1], tf.constant(index, "int32"), cross,
+                                     mask_rep, cache)
+            state["cache"] = cache
+            return np.asarray(logits)
+
+        return next_logits
 
     def _attention(self, encoder_ids, encoder_mask, prefix, ids) -> np.ndarray:
         """Cross-attention of the chosen outputs, from one teacher-forced decoder pass."""
@@ -87,7 +108,8 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
                 beam_size: int, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """The best hypothesis per sentence: (ids [batch, steps] padded with ``pad_id``, scores [batch]).
 
-    ``next_logits(tokens [batch * beam, t]) -> [batch * beam, vocab]`` scores the next token.
+    ``next_logits(tokens [batch * beam, t], parents) -> [batch * beam, vocab]`` scores the next
+    token; ``parents`` says which row of the previous call each row continues (None at first).
     """
     k = beam_size
     tokens = np.tile(np.asarray(prefix, dtype="int32"), (batch * k, 1))
@@ -96,14 +118,16 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
     finished = np.zeros((batch, k), dtype=bool)
     lengths = np.zeros((batch, k), dtype="int32")
     rows = np.arange(batch)[:, None]
+    parents = None
     for _ in range(max_steps):
-        log_probs = _log_softmax(next_logits(tokens)).reshape(batch, k, -1)
+        log_probs = _log_softmax(next_logits(tokens, parents)).reshape(batch, k, -1)
         vocab = log_probs.shape[-1]
         log_probs[finished] = -np.inf
         log_probs[finished, pad_id] = 0.0  # a finished hypothesis only pads, at no cost
         total = (scores[:, :, None] + log_probs).reshape(batch, k * vocab)
-        best = np.argsort(-total, axis=1, kind="stable")[:, :k]
+        best = _top_k(total, k)
         beam, token = best // vocab, (best % vocab).astype("int32")
+        parents = (rows * k + beam).reshape(-1).astype("int32")
         tokens = np.concatenate([tokens.reshape(batch, k, -1)[rows, beam], token[:, :, None]], axis=2)
         tokens = tokens.reshape(batch * k, -1)
         was_finished = finished[rows, beam]
@@ -119,7 +143,15 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
     return out, normalised[np.arange(batch), choice]
 
 
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` highest scores per row, best first (partial sort: fast for big rows)."""
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.arange(
+        scores.shape[1])[None].repeat(len(scores), 0)
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits.astype("float64")
+    logits = logits.astype("float32")
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
