@@ -85,8 +85,8 @@ class Task:
     output_kind: str = "labels"
     #: Defaults of the task config; data and the user's options update a copy.
     default_config: dict = {}
-    #: Options of ``predict`` with their defaults (e.g. ``{"beam_size": 4}``); the CLI's
-    #: ``dlapps predict --set KEY=VALUE`` and the default UI offer them too.
+    #: Options of ``predict`` with their defaults (e.g. ``{"beam_size": 4}``); the CLI takes
+    #: them as ``dlapps predict --set KEY=VALUE`` and ``dlapps plugins`` lists them.
     predict_options: dict = {}
     #: The field of a JSONL / CSV record that holds the input (``dlapps predict --input``).
     input_field: str = "input"

@@ -48,7 +48,6 @@ class Seq2SeqDecoder:
             self.encoder, self.decoder = model.get_layer("encoder"), model.get_layer("decoder")
         except ValueError:
             self.encoder = self.decoder = None
-        self.supports_attention = self.decoder is not None
         if self.decoder is not None:
             from dlapps_plugins.translation.transformer_translator import IncrementalDecoder
 

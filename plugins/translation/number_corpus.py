@@ -169,22 +169,28 @@ def quantity(rng):
             fr_template.format(q=unit_phrase(n, unit, "fr", gender)) + ".")
 
 
+def _day_of_month(rng) -> tuple[str, str]:
+    """A random day of the year: ("March fifth", "cinq mars"); French says "premier" for the first."""
+    month, day = rng.randint(1, 12), rng.randint(1, 28)
+    fr_day = "premier" if day == 1 else french_number(day)
+    return (f"{month_name(month, 'en')} {num2words(day, lang='en', to='ordinal')}",
+            f"{fr_day} {month_name(month, 'fr')}")
+
+
 def event_date(rng):
     en_event, fr_event = rng.choice(DATE_EVENTS)
-    month, day, weekday = rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 6)
-    fr_day = "premier" if day == 1 else french_number(day)
-    return (f"{en_event} on {weekday_name(weekday, 'en')}, {month_name(month, 'en')} "
-            f"{num2words(day, lang='en', to='ordinal')}.",
-            f"{fr_event} le {weekday_name(weekday, 'fr')} {fr_day} {month_name(month, 'fr')}.")
+    en_day, fr_day = _day_of_month(rng)
+    weekday = rng.randint(0, 6)
+    return (f"{en_event} on {weekday_name(weekday, 'en')}, {en_day}.",
+            f"{fr_event} le {weekday_name(weekday, 'fr')} {fr_day}.")
 
 
 def birth_date(rng):
     en_who, fr_who = rng.choice(BIRTH)
-    month, day, year = rng.randint(1, 12), rng.randint(1, 28), rng.randint(1900, 2030)
-    fr_day = "premier" if day == 1 else french_number(day)
-    return (f"{en_who} on {month_name(month, 'en')} {num2words(day, lang='en', to='ordinal')}, "
-            f"{num2words(year, lang='en', to='year')}.",
-            f"{fr_who} le {fr_day} {month_name(month, 'fr')} {french_number(year)}.")
+    en_day, fr_day = _day_of_month(rng)
+    year = rng.randint(1900, 2030)
+    return (f"{en_who} on {en_day}, {num2words(year, lang='en', to='year')}.",
+            f"{fr_who} le {fr_day} {french_number(year)}.")
 
 
 def clock_time(rng):

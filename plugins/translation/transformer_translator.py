@@ -57,6 +57,10 @@ class EncoderBlock(layers.Layer):
         mask = ops.expand_dims(ops.cast(padding_mask, "bool"), 1)  # [batch, 1, source]
         h = self.attention_norm(x)
         x = x + self.drop(self.attention(h, h, attention_mask=mask, training=training), training=training)
+        return self.feedforward(x, training)
+
+    def feedforward(self, x, training=None):
+        """The pre-normed feed-forward sub-layer with its residual connection."""
         h = self.feedforward_out(self.drop(self.feedforward_in(self.feedforward_norm(x)), training=training))
         return x + self.drop(h, training=training)
 
@@ -107,16 +111,14 @@ class DecoderBlock(EncoderBlock):
         x = x + h
         mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
         h, _ = self.cross_attention(self.cross_norm(x), x, attention_mask=mask, cache=cross_cache)
-        x = x + h
-        return x + self.feedforward_out(self.feedforward_in(self.feedforward_norm(x))), cache
+        return self.feedforward(x + h), cache
 
     def _cross_and_feedforward(self, x, encoder_output, encoder_padding_mask, training):
         mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
         h, weights = self.cross_attention(self.cross_norm(x), encoder_output, attention_mask=mask,
                                           return_attention_scores=True, training=training)
-        x = x + self.drop(h, training=training)
-        h = self.feedforward_out(self.drop(self.feedforward_in(self.feedforward_norm(x)), training=training))
-        return x + self.drop(h, training=training), ops.mean(weights, axis=1)
+        x = self.feedforward(x + self.drop(h, training=training), training)
+        return x, ops.mean(weights, axis=1)
 
 
 def build_transformer(config: dict) -> keras.Model:

@@ -143,16 +143,18 @@ class Translation(dlapps.Task):
         if not text:
             return Pieces()
         codec, limit = self.codec, self.config["max_source_tokens"]
-        if codec.count(text) <= limit:
-            return self._source(text)
-        return Pieces(self._source(piece) for piece in split_to_fit(text, codec.count, limit))
+        tokens = codec.count(text)
+        if tokens <= limit:
+            return self._source(text, tokens)
+        return Pieces(self._source(piece, codec.count(piece)) for piece in split_to_fit(text, codec.count, limit))
 
-    def _source(self, text: str) -> dict:
+    def _source(self, text: str, tokens: int) -> dict:
+        """The model input for ``text`` (``tokens`` long), with warnings about what it loses."""
         codec, warnings = self.codec, []
         unknown = "".join(codec.unknown_characters(text))
         if unknown:
             warnings.append(f"characters the tokenizer never saw were left out: {unknown}")
-        if codec.count(text) > self.config["max_source_tokens"]:
+        if tokens > self.config["max_source_tokens"]:
             warnings.append(f"a word group longer than {self.config['max_source_tokens']} tokens was cut off "
                             f"at that length: {text[:40]!r}...")
         return {**codec.source(text), "source": np.str_(text), "warnings": np.str_("\n".join(warnings))}
@@ -188,7 +190,7 @@ class Translation(dlapps.Task):
             source_ids = output["encoder_token_ids"][output["encoder_padding_mask"].astype(bool)]
             result["attention"] = {
                 "source_tokens": codec.token_strings(source_ids),
-                "output_tokens": codec.token_strings(ids + [codec.eos_id])[: len(ids) + 1],
+                "output_tokens": codec.token_strings(ids + [codec.eos_id]),
                 "weights": np.round(output["attention"][: len(ids) + 1, : len(source_ids)], 4).tolist(),
             }
         return result
