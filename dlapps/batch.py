@@ -37,12 +37,13 @@ class BatchSummary:
 
 
 # -- inputs ------------------------------------------------------------------
-def collect_inputs(task, sources: Iterable[str] = (), input_file=None) -> list[tuple[str, Any]]:
+def collect_inputs(task, sources: Iterable[str] = (), input_file=None, extra=()) -> list[tuple[str, Any]]:
     """(record id, raw input) pairs for everything the user named.
 
     For file tasks (images...) sources are files or directories, searched
     recursively. For other tasks sources are literal values. ``input_file`` is
     a .txt (one input per line), .jsonl (an object per line) or .csv file.
+    ``extra`` are (record id, raw input) pairs from the task's own flags.
     A source that cannot give any input becomes an InvalidInputError in place of its raw value.
     An input named more than once (a file and its folder, say) is kept once.
     """
@@ -61,6 +62,7 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None) -> list[t
             items.append((source, source))
     if input_file:
         items += list(read_input_file(input_file, task))
+    items += list(extra)
     if not items:
         raise InvalidInputError("expected at least one input (files, directories or --input FILE), received none")
     return list(dict(items).items())  # an input named twice is predicted once

@@ -10,8 +10,13 @@ from dlapps.errors import DlappsError
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_predict_task(argv))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, "handler", None) is cmd_predict and not any(u.startswith("-") for u in unknown):
+        args.sources += unknown  # inputs named after an option: predict TASK --k 5 a b
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
@@ -25,7 +30,20 @@ def main(argv=None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _predict_task(argv: list[str]):
+    """The task class of ``dlapps predict TASK ...``, whose own flags the parser then offers; else None."""
+    if len(argv) < 2 or argv[0] != "predict" or argv[1].startswith("-"):
+        return None
+    from dlapps.host import get_host
+
+    try:
+        return get_host().task_class(argv[1])
+    except DlappsError:
+        return None  # the predict command reports the unknown task
+
+
+def build_parser(predict_task=None) -> argparse.ArgumentParser:
+    """The argument parser; ``predict_task`` adds that task's predict options and input flags to ``predict``."""
     parser = argparse.ArgumentParser(prog="dlapps", description="Deep-learning applications behind one plugin host.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -67,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a predict option of the task, e.g. --set beam_size=4 (see `dlapps plugins`)")
+    if predict_task is not None:
+        _add_task_flags(p, predict_task)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("demo", help="open the studio: every task in a browser (trains missing models first)")
@@ -143,13 +163,45 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _add_task_flags(parser, task) -> None:
+    """Each predict option as ``--name VALUE`` and each of the task's ``input_flags`` as ``--flag VALUE``."""
+    group = parser.add_argument_group(f"{task.name} options")
+    taken = {option for action in parser._actions for option in action.option_strings}
+    for name, default in task.predict_options.items():
+        if f"--{name.replace('_', '-')}" not in taken:  # a clash stays reachable with --set
+            group.add_argument(f"--{name.replace('_', '-')}", dest=f"option_{name}",
+                               metavar=type(default).__name__.upper(),
+                               type=_parse_bool if isinstance(default, bool) else type(default),
+                               help=f"predict option {name} (default {default})")
+    for flag, (metavar, text) in task.input_flags.items():
+        group.add_argument(f"--{flag.replace('_', '-')}", dest=f"inputs_{flag}", metavar=metavar, action="append",
+                           default=[], help=f"{text} (repeatable)")
+
+
+def _task_flag_values(args, task) -> tuple[dict, list]:
+    """(predict options, extra inputs) that the task's own flags gave."""
+    options = {name: getattr(args, f"option_{name}") for name in task.predict_options
+               if getattr(args, f"option_{name}", None) is not None}
+    inputs = [item for flag in task.input_flags for value in getattr(args, f"inputs_{flag}", [])
+              for item in task.cli_inputs(flag, value)]
+    return options, inputs
+
+
+def _parse_bool(text: str) -> bool:
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, received {text!r}")
+    return value
+
+
 def cmd_predict(args) -> int:
     from dlapps.batch import collect_inputs, run_batch
     from dlapps.inference import load
 
     predictor = load(args.task, args.model)
-    options = predictor.options(dict(_parse_setting(s) for s in args.set))
-    items = collect_inputs(predictor.task, args.sources, args.input)
+    flagged, extra = _task_flag_values(args, predictor.task)
+    options = predictor.options({**dict(_parse_setting(s) for s in args.set), **flagged})
+    items = collect_inputs(predictor.task, args.sources, args.input, extra)
     summary = run_batch(predictor, items, args.output, batch_size=args.batch_size,
                         progress=not args.no_progress, options=options)
     print(summary, file=sys.stderr)

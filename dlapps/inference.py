@@ -88,7 +88,7 @@ class Predictor:
             raise InvalidInputError(
                 f"unknown predict option {', '.join(map(repr, unknown))} for task {self.task.name!r}; "
                 f"expected one of: {expected}")
-        return {**defaults, **(given or {})}
+        return self.task.check_options({**defaults, **(given or {})})
 
     def forward(self, batch, **options):
         """The model on one batch; the only step that touches the device."""

@@ -191,3 +191,25 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     shrinking = image.shape[0] > size or image.shape[1] > size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def check_rows(problems: list[str], rows: int, valid: int, minimum: int, expected: str, source) -> None:
+    """Report malformed rows of a data file and refuse data with too few good rows.
+
+    ``problems`` are messages that start with ``file:line:``. They are printed
+    (the first ten) and skipped, unless fewer than ``minimum`` valid records
+    remain or more than half of the ``rows`` are malformed: then a DataError
+    says what was ``expected`` and what ``source`` held.
+    """
+    import sys
+
+    from dlapps.errors import DataError
+
+    if problems:
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        print(f"dlapps: skipped {len(problems)} malformed line(s) of {rows}:\n  " + "\n  ".join(problems[:10]) + more,
+              file=sys.stderr)
+    if valid < minimum or len(problems) > rows / 2:
+        first = f"; first problem: {problems[0]}" if problems else ""
+        raise DataError(f"expected {expected}, with at most half of the lines malformed; received {valid} valid "
+                        f"and {len(problems)} malformed line(s) of {rows} in '{source}'{first}")

@@ -90,6 +90,9 @@ class Task:
     predict_options: dict = {}
     #: The field of a JSONL / CSV record that holds the input (``dlapps predict --input``).
     input_field: str = "input"
+    #: Extra ``dlapps predict`` flags that give inputs, ``{flag: (METAVAR, help)}``, e.g.
+    #: ``{"similar_to": ("ITEM", "movies like this one")}`` for ``--similar-to ITEM``; ``cli_inputs`` reads them.
+    input_flags: dict = {}
     #: The Keras metric that early stopping watches.
     monitor: str = "val_loss"
     #: Filled in by the host: the plugin that registered the task.
@@ -160,6 +163,17 @@ class Task:
     def is_single(self, raw) -> bool:
         """Whether ``predict(raw)`` got one input (True) or a collection of inputs."""
         return not isinstance(raw, (list, tuple))
+
+    def cli_inputs(self, flag: str, value: str) -> list:
+        """(record id, raw input) pairs for ``dlapps predict --FLAG VALUE``, one of ``input_flags``."""
+        raise NotImplementedError(f"task {self.name!r} declares the input flag {flag!r} but does not read it")
+
+    def check_options(self, options: dict) -> dict:
+        """Validate the predict options (all of them, defaults filled in) before any input is read.
+
+        Raise InvalidInputError saying what was expected; return the options to use.
+        """
+        return options
 
     def preprocess(self, raw):
         """One raw input -> one model input (an array, or a dict or tuple of arrays; no batch axis).

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 from dlapps import Dataset, Split
 from dlapps.batch import read_text_lines
 from dlapps.errors import DataError
+from dlapps.inputs import check_rows
 
 #: Fewer valid pairs than this cannot give a train, validation and test split worth the name.
 MIN_PAIRS = 20
@@ -86,14 +86,8 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
             problems.append(f"{path}:{line}: the {side} sentence is empty")
         else:
             pairs.setdefault((_clean(fields[0]), _clean(fields[1])), line)
-    if problems:
-        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
-        print(f"dlapps: skipped {len(problems)} malformed line(s) of {lines}:\n  {shown}", file=sys.stderr)
-    if len(pairs) < MIN_PAIRS or len(problems) > lines / 2:
-        first = f"; first problem: {problems[0]}" if problems else ""
-        raise DataError(f"expected at least {MIN_PAIRS} valid sentence pairs (source<TAB>target, UTF-8) with "
-                        f"at most half of the lines malformed, received {len(pairs)} valid pair(s) and "
-                        f"{len(problems)} malformed line(s) of {lines} in '{path}'{first}")
+    check_rows(problems, lines, len(pairs), MIN_PAIRS,
+               f"at least {MIN_PAIRS} valid sentence pairs (source<TAB>target, UTF-8)", path)
     return list(pairs)
 
 

@@ -159,12 +159,18 @@ class Translation(dlapps.Task):
                             f"at that length: {text[:40]!r}...")
         return {**codec.source(text), "source": np.str_(text), "warnings": np.str_("\n".join(warnings))}
 
+    def check_options(self, options):
+        max_output_tokens = options["max_output_tokens"]
+        if isinstance(max_output_tokens, bool) or not isinstance(max_output_tokens, (int, np.integer)) \
+                or max_output_tokens < 0:
+            raise InvalidInputError(f"expected max_output_tokens to be an integer >= 0 (0: automatic), received "
+                                    f"{max_output_tokens!r}")
+        return {**options, "beam_size": _positive_int("beam_size", options["beam_size"]),
+                "max_output_tokens": int(max_output_tokens)}
+
     def forward(self, model, batch, beam_size=4, max_output_tokens=0, attention=False):
         from dlapps_plugins.translation.beam_search import Seq2SeqDecoder
 
-        beam_size, max_output_tokens = _positive_int("beam_size", beam_size), int(max_output_tokens)
-        if max_output_tokens < 0:
-            raise InvalidInputError(f"expected max_output_tokens >= 0 (0: automatic), received {max_output_tokens}")
         decoder = self._decoders.get(id(model)) or self._decoders.setdefault(id(model), Seq2SeqDecoder(model))
         mask = batch["encoder_padding_mask"]
         steps = max_output_tokens or int(2 * mask.sum(axis=1).max() + 10)

@@ -1,0 +1,256 @@
+"""The recommendation task: a user (or a movie) in, a ranked list of movies out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dlapps
+from dlapps.errors import InvalidInputError
+
+#: What ``preprocess`` makes of a query: a user's recommendations, a movie's look-alikes, or the popular movies.
+USER, SIMILAR, POPULAR = 0, 1, 2
+
+
+class Recommendation(dlapps.Task):
+    name = "recommendation"
+    title = "Recommendation"
+    description = ("A user (or a movie) in, a ranked list of movies out: two-tower retrieval with "
+                   "\"because you watched\", similar movies and cold start.")
+    input_kind = "id"
+    output_kind = "ranked-items"
+    input_field = "user"
+    input_flags = {
+        "users": ("FILE", "user ids to recommend for: a .txt (one per line), .jsonl or .csv (field \"user\")"),
+        "similar_to": ("ITEM", "a movie id: recommend the movies most like it"),
+    }
+    monitor = "val_loss"
+    predict_options = {
+        "k": 10,                # how many movies to return
+        "exclude_seen": True,   # leave out movies the user has already watched
+    }
+    default_config = {
+        "n_users": 0,             # set from the data
+        "n_items": 0,
+        "genres": [],
+        "embedding_dim": 64,
+        "history_length": 50,     # the most recent movies the user tower looks at
+        "max_seen": 2000,         # at most this many watched movies are left out of a user's results
+        "temperature": 0.1,
+        "unknown_user_rate": 0.5,  # share of training examples that hide the user id (teaches cold users)
+        "test_per_user": 2,
+        "validation_per_user": 1,
+        "epochs": 10,             # about 5 s each on 2 CPU cores; early stopping usually ends it sooner
+        "batch_size": 256,
+        "patience": 2,
+        "learning_rate": 1e-3,
+    }
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._knowledge = None
+        self._item_vectors = {}
+
+    # -- data --------------------------------------------------------------
+    def default_data(self, seed=0):
+        from dlapps import store
+        from dlapps_plugins.recommendation.movielens_data import movielens_dataset
+        from dlapps_plugins.recommendation.synthetic_movielens import default_folder
+
+        data = movielens_dataset(default_folder(store.home()), seed, **self._split_sizes())
+        data.description = data.description.replace("MovieLens ratings from", "Generated MovieLens-format ratings in")
+        return data
+
+    def load_data(self, path, seed=0):
+        from dlapps_plugins.recommendation.movielens_data import movielens_dataset
+
+        return movielens_dataset(path, seed, **self._split_sizes())
+
+    def _split_sizes(self) -> dict:
+        return {"test_per_user": int(self.config["test_per_user"]),
+                "validation_per_user": int(self.config["validation_per_user"])}
+
+    # -- what the model knows: movies, users and their histories -------------
+    @property
+    def knowledge(self):
+        if self._knowledge is None:
+            from dlapps_plugins.recommendation.knowledge import Knowledge
+
+            if self.assets_dir is None:
+                raise InvalidInputError("this recommendation task knows no movies yet: train it or load a model")
+            self._knowledge = Knowledge.load(self.assets_dir)
+        return self._knowledge
+
+    def adapt(self, dataset):
+        from dlapps_plugins.recommendation.knowledge import Knowledge
+
+        self._knowledge = Knowledge.from_dataset(dataset)
+        self.config.update(self._knowledge.sizes())
+
+    def write_assets(self, assets_dir, dataset):
+        self.knowledge.save(assets_dir)
+
+    # -- model -------------------------------------------------------------
+    def build_model(self, config):
+        from dlapps_plugins.recommendation.two_tower_model import build_two_tower, set_item_tables
+
+        model = build_two_tower(config)
+        set_item_tables(model, self.knowledge.genre_table(config["genres"]), self.knowledge.sampling_probability())
+        return model
+
+    def compile_model(self, model, jit_compile=False):
+        import keras
+
+        from dlapps_plugins.recommendation.two_tower_model import InBatchSoftmax
+
+        model.compile(optimizer=keras.optimizers.Adam(self.config["learning_rate"]), loss=InBatchSoftmax(),
+                      jit_compile=jit_compile)
+
+    def custom_objects(self):
+        from dlapps_plugins.recommendation import two_tower_model as m
+
+        return {"IdDropout": m.IdDropout, "HistoryPooling": m.HistoryPooling, "InBatchLogits": m.InBatchLogits,
+                "InBatchSoftmax": m.InBatchSoftmax}
+
+    def training_example(self, raw, target):
+        knowledge = self.knowledge
+        history = knowledge.catalogue.indices(raw["history"][-self.config["history_length"]:])
+        x = {"user": np.int32(knowledge.user_index(raw["user"])),
+             "history": _left_pad(history, self.config["history_length"]),
+             "item": np.int32(knowledge.catalogue.index(target))}
+        return x, x["item"]
+
+    # -- inference ---------------------------------------------------------
+    def cli_inputs(self, flag, value):
+        if flag == "users":
+            from dlapps.batch import read_input_file
+
+            return list(read_input_file(value, self))
+        return [(f"similar-to:{value}", {"similar_to": value})]
+
+    def is_single(self, raw):
+        return not isinstance(raw, (list, tuple, np.ndarray))
+
+    def check_options(self, options):
+        k, n_items = options["k"], self.config["n_items"]
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
+            raise InvalidInputError(f"expected k to be an integer from 1 to {n_items} (the movies in the "
+                                    f"catalogue), received k={k!r}")
+        return options
+
+    def preprocess(self, raw):
+        from dlapps_plugins.recommendation.queries import parse_query
+
+        query = parse_query(raw)
+        knowledge, length = self.knowledge, self.config["history_length"]
+        if "similar_to" in query:
+            item = knowledge.item_index(query["similar_to"])
+            return self._model_input(SIMILAR, query["similar_to"], 0, np.zeros(length, np.int32), [item], item,
+                                     known=True, history_length=0)
+        user = query.get("user")
+        if "history" in query:
+            history = knowledge.history_indices(query["history"])
+        else:
+            history = knowledge.catalogue.indices(knowledge.known.items_of(user)) if user is not None else []
+        user_index = knowledge.user_index(user) if user is not None else 0
+        mode = USER if user_index or len(history) else POPULAR
+        seen = history[-self.config["max_seen"]:]
+        return self._model_input(mode, -1 if user is None else user, user_index, _left_pad(history, length), seen, 0,
+                                 known=bool(user_index), history_length=len(history))
+
+    def _model_input(self, mode, query, user, history, seen, item, known, history_length) -> dict:
+        return {"mode": np.int32(mode), "query": np.int64(query), "user": np.int32(user), "history": history,
+                "seen": _left_pad(np.unique(np.asarray(seen, np.int32)), self.config["max_seen"]),
+                "item": np.int32(item), "history_length": np.int32(history_length), "known": np.bool_(known)}
+
+    def score_matrix(self, model, batch, exclude_seen=True, popularity=False):
+        """Scores of every movie for every query of ``batch``: (queries, movies + 1), column 0 is padding.
+
+        Users are scored by the two towers, movies by item-to-item similarity,
+        cold users (and everyone when ``popularity``) by training popularity.
+        Excluded movies score -inf. Evaluation and ``forward`` both rank with it.
+        """
+        items = self.item_vectors(model)
+        mode = batch["mode"]
+        queries = items[batch["item"]]
+        users = mode == USER
+        if users.any() and not popularity:
+            user_tower = model.get_layer("user_tower")
+            queries[users] = np.asarray(user_tower.predict_on_batch(
+                {"user": batch["user"][users], "history": batch["history"][users]}))
+        scores = queries @ items.T
+        cold = np.ones_like(users) if popularity else mode == POPULAR
+        scores[cold] = self.knowledge.popularity_share()[None, :]
+        scores[:, 0] = -np.inf
+        if exclude_seen:
+            np.put_along_axis(scores, batch["seen"].astype(np.int64), -np.inf, axis=1)
+        else:  # a movie is never its own look-alike
+            similar = np.flatnonzero(mode == SIMILAR)
+            scores[similar, batch["item"][similar]] = -np.inf
+        return scores
+
+    def item_vectors(self, model) -> np.ndarray:
+        """Every movie's item-tower vector (row 0 is padding), computed once per model."""
+        if id(model) not in self._item_vectors:
+            tower = model.get_layer("item_tower")
+            indices = np.arange(self.config["n_items"] + 1, dtype=np.int32)
+            vectors = np.asarray(tower.predict({"item": indices}, batch_size=4096, verbose=0), np.float32)
+            vectors[0] = 0.0
+            self._item_vectors = {id(model): vectors}
+        return self._item_vectors[id(model)]
+
+    def forward(self, model, batch, k=10, exclude_seen=True):
+        scores = self.score_matrix(model, batch, exclude_seen=bool(exclude_seen))
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        because, similarity = self._because(model, top, batch["history"])
+        return {**{key: batch[key] for key in ("mode", "query", "history_length", "known")},
+                "items": top, "scores": np.take_along_axis(scores, top, axis=1), "because": because,
+                "because_similarity": similarity}
+
+    def _because(self, model, top, history):
+        """For each recommended movie, the movie of the user's recent history most like it."""
+        items = self.item_vectors(model)
+        similarity = np.einsum("bkd,bhd->bkh", items[top], items[history])
+        similarity[np.broadcast_to((history == 0)[:, None, :], similarity.shape)] = -np.inf
+        best = similarity.argmax(axis=2)
+        return np.take_along_axis(history[:, None, :].repeat(top.shape[1], 1), best[..., None], 2)[..., 0], \
+            np.take_along_axis(similarity, best[..., None], 2)[..., 0]
+
+    def postprocess(self, output):
+        from dlapps_plugins.recommendation.queries import ranked_result
+
+        return ranked_result(self.knowledge, output)
+
+    def summarize(self, result):
+        head = (f"like {result['similar_to']['title']}" if "similar_to" in result
+                else "popular (cold start)" if result.get("cold_start") else "for you")
+        return f"{head}: " + "; ".join(item["title"] for item in result["items"])
+
+    def evaluate(self, predictor, split):
+        from dlapps_plugins.recommendation.ranking_metrics import evaluate_rankings
+
+        return evaluate_rankings(self, predictor.model, split)
+
+    def format_metrics(self, metrics):
+        from dlapps_plugins.recommendation.ranking_metrics import format_ranking_metrics
+
+        return format_ranking_metrics(metrics)
+
+    # -- UI ----------------------------------------------------------------
+    def examples(self, predictor):
+        return [int(u) for u in self.knowledge.known.users[:5]]
+
+    def ui(self, predictor):
+        from dlapps_plugins.recommendation.recommendation_ui import recommendation_ui
+
+        recommendation_ui(self, predictor)
+
+
+def _left_pad(indices, length: int) -> np.ndarray:
+    """The last ``length`` indices, most recent last, with zeros in front."""
+    out = np.zeros(length, np.int32)
+    indices = np.asarray(indices, np.int32)[-length:] if length else []
+    if len(indices):
+        out[-len(indices):] = indices
+    return out
