@@ -107,14 +107,8 @@ def bench_batch(report, count: int = 2000, batch_size: int = 64):
 
 def bench_translation(report, sentences: int = 1000):
     """Default translator from scratch: training time, held-out chrF and exact match; batched beam search."""
-    import dlapps
-
-    started = time.perf_counter()
-    predictor = dlapps.train("translation", verbose=0)
-    seconds = time.perf_counter() - started
-    metrics, training = predictor.metrics, predictor.meta["training"]
-    report.bar("translation training seconds (2 CPU cores)", seconds, "<=", 600.0,
-               f"{seconds:.0f} s, {training['epochs_run']} epochs")
+    predictor = _train_default(report, "translation", 600.0)
+    metrics = predictor.metrics
     report.bar("translation test chrF", metrics["chrf"], ">=", 90.0,
                f"chrF {metrics['chrf']:.2f}, BLEU {metrics['bleu']:.2f} on {metrics['sentences']} held-out sentences")
     report.bar("translation test exact match", metrics["exact_match"], ">=", 0.80,
@@ -127,6 +121,59 @@ def bench_translation(report, sentences: int = 1000):
     report.bar("beam search (4) batched vs one sentence at a time", one_by_one / batched, ">=", 5.0,
                f"{len(texts) / batched:.0f} vs {len(texts) / one_by_one:.1f} sentences/s over {len(texts)} "
                f"sentences ({one_by_one / batched:.1f}x)")
+
+
+#: Runs the dlapps command, then prints the process's peak resident memory.
+PEAK_RSS_WRAPPER = ("import resource, sys; from dlapps.cli import main; code = main(sys.argv[1:]); "
+                    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+                    "sys.exit(code)")
+
+
+def bench_recommendation(report, users: int = 10_000, items: int = 10_000):
+    """Default recommender from scratch: training time and Recall@10 against popularity; then top-10 for
+    10,000 users over 10,000 movies through `dlapps predict` in a fresh process, with its peak memory."""
+    import dlapps
+    from dlapps_plugins.recommendation import synthetic_movielens
+
+    predictor = _train_default(report, "recommendation", 300.0)
+    metrics = predictor.metrics
+    report.bar("recommendation Recall@10 vs most-popular baseline", metrics["recall_at_10_vs_popularity"], ">=", 2.0,
+               f"Recall@10 {metrics['recall_at_10']:.4f} vs {metrics['popularity_recall_at_10']:.4f} "
+               f"(NDCG@10 {metrics['ndcg_at_10']:.4f} vs {metrics['popularity_ndcg_at_10']:.4f}, MRR "
+               f"{metrics['mrr']:.4f} vs {metrics['popularity_mrr']:.4f}) for {metrics['users_evaluated']:,} "
+               "users held out by time")
+
+    work = Path(tempfile.mkdtemp(prefix="dlapps-rec-scale-"))
+    folder = synthetic_movielens.write_movielens(work / "data", *synthetic_movielens.generate(users, items, 20.0))
+    model = work / "model"
+    dlapps.train("recommendation", folder, epochs=1, out=model, verbose=0)  # speed does not depend on quality
+    peaks = {}
+    for count in (users // 5, users):
+        listing = work / f"users-{count}.txt"
+        listing.write_text("\n".join(str(u) for u in range(1, count + 1)) + "\n")
+        output = work / f"recs-{count}.jsonl"
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, "predict", "recommendation", "--model",
+                               str(model), "--users", str(listing), "--k", "10", "--batch-size", "512", "--output",
+                               str(output), "--no-progress"], check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        peaks[count] = int(done.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0]) / 1024
+        assert sum(1 for _ in open(output)) == count
+    report.bar(f"top-10 for {users:,} users over {items:,} movies, seconds (whole command)", wall, "<=", 30.0,
+               f"{wall:.1f} s including start-up and model load ({users / wall:,.0f} users/s); peak RSS "
+               f"{peaks[users]:,.0f} MiB for {users:,} users vs {peaks[users // 5]:,.0f} MiB for {users // 5:,}")
+
+
+def _train_default(report, task: str, limit_seconds: float):
+    """Train the task's default model from scratch, report the training-time bar, return the predictor."""
+    import dlapps
+
+    started = time.perf_counter()
+    predictor = dlapps.train(task, verbose=0)
+    seconds = time.perf_counter() - started
+    report.bar(f"{task} training seconds (2 CPU cores)", seconds, "<=", limit_seconds,
+               f"{seconds:.0f} s, {predictor.meta['training']['epochs_run']} epochs")
+    return predictor
 
 
 def _trained_predictor():
@@ -159,7 +206,7 @@ class Report:
 
 
 BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_batch,
-              "translation": bench_translation}
+              "translation": bench_translation, "recommendation": bench_recommendation}
 
 
 def main() -> int:

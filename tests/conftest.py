@@ -13,6 +13,8 @@ import pytest  # noqa: E402
 
 #: A small, fast classifier config for tests (quality is measured in benchmarks/).
 TINY_CONFIG = {"filters": [8, 16], "dropout": 0.0}
+#: A small, fast recommender config for tests.
+TINY_RECOMMENDATION_CONFIG = {"embedding_dim": 8, "history_length": 10, "max_seen": 200}
 #: A small, fast translation config for tests.
 TINY_TRANSLATION_CONFIG = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "encoder_layers": 1,
                            "decoder_layers": 1, "tokenizer_vocab_size": 300, "dropout": 0.0}
@@ -121,3 +123,24 @@ def tiny_bart_preset(tmp_path_factory):
     preset = tmp_path_factory.mktemp("presets") / "tiny_bart"
     keras_hub.models.BartSeq2SeqLM(backbone=backbone, preprocessor=preprocessor).save_to_preset(str(preset))
     return preset
+
+
+def write_movielens(folder: Path, users: int = 120, movies: int = 80, mean: float = 15.0, seed: int = 5) -> Path:
+    """A small generated MovieLens folder (ratings.csv and movies.csv)."""
+    from dlapps_plugins.recommendation import synthetic_movielens
+
+    return synthetic_movielens.write_movielens(folder, *synthetic_movielens.generate(users, movies, mean, seed))
+
+
+@pytest.fixture(scope="session")
+def movielens_folder(tmp_path_factory) -> Path:
+    return write_movielens(tmp_path_factory.mktemp("movielens"))
+
+
+@pytest.fixture(scope="session")
+def recommendation_model(home, movielens_folder):
+    """A tiny recommender trained on a small MovieLens folder, at the default location."""
+    import dlapps
+
+    return dlapps.train("recommendation", movielens_folder, epochs=3, config=TINY_RECOMMENDATION_CONFIG,
+                        verbose=0)

@@ -43,3 +43,18 @@ def test_train_then_eval_updates_metrics(tmp_path, capsys):
 def test_bad_set_option(capsys):
     assert main(["train", "image-classification", "--set", "nonsense"]) == 2
     assert "expected --set KEY=VALUE" in capsys.readouterr().err
+
+
+def test_predict_options_are_flags_of_their_task(translation_model, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["predict", "translation", "--help"])
+    assert "--beam-size INT" in capsys.readouterr().out
+    assert main(["predict", "translation", "I have two cats.", "--beam-size", "1", "--attention", "false"]) == 0
+    assert capsys.readouterr().out.startswith("I have two cats.: ")
+    assert main(["predict", "translation", "--beam-size", "0", "one"]) == 2
+    assert "expected beam_size to be an integer >= 1, received 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "translation", "one", "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """The studio in a real browser (Debian's chromium driven by Playwright) and through Gradio's client."""
 
+import contextlib
+
 import pytest
 
 from conftest import free_port
@@ -8,8 +10,24 @@ from dlapps.ui import studio
 CHROMIUM = "/usr/bin/chromium"
 
 
+@contextlib.contextmanager
+def studio_page(url: str, tab: str):
+    """A chromium page (Debian's, never a downloaded one) on the studio, with ``tab`` open."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_role("tab", name=tab).click()
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
-def running_studio(digits_model, translation_model):
+def running_studio(digits_model, translation_model, recommendation_model):
     demo = studio()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -64,11 +82,12 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
 
 
 @pytest.mark.parametrize("app, inputs", [
-    ("studio.py", {"image-classification-input", "translation-input"}),
+    ("studio.py", {"image-classification-input", "translation-input", "recommendation-user"}),
     ("image_classification.py", {"image-classification-input"}),
     ("translation.py", {"translation-input"}),
+    ("recommendation.py", {"recommendation-user", "recommendation-item"}),
 ])
-def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model):
+def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model, recommendation_model):
     """`python apps/X.py` launches `demo`; `gradio apps/X.py` looks for the same variable."""
     import runpy
     from pathlib import Path
@@ -108,23 +127,34 @@ def test_default_ui_serves_a_task_that_writes_none(tmp_path, monkeypatch):
 
 @pytest.mark.browser
 def test_translate_in_the_browser_and_see_the_attention_heatmap(running_studio, translation_model):
-    from playwright.sync_api import sync_playwright
-
     expected = translation_model.predict("I have three cats.", beam_size=2)["translation"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(running_studio)
-            page.get_by_role("tab", name="Translation").click()
-            page.locator("#translation-input textarea").fill("I have three cats.")
-            page.locator("#translation-beam input[type=number]").fill("2")
-            page.locator("#translation-beam input[type=number]").press("Enter")
-            page.locator("#translation-run").click()
-            page.wait_for_selector("#translation-attention table", timeout=30_000)
-            header = page.locator("#translation-attention table tr").first.inner_text()
-            output = page.locator("#translation-output textarea").input_value()
-        finally:
-            browser.close()
+    with studio_page(running_studio, "Translation") as page:
+        page.locator("#translation-input textarea").fill("I have three cats.")
+        page.locator("#translation-beam input[type=number]").fill("2")
+        page.locator("#translation-beam input[type=number]").press("Enter")
+        page.locator("#translation-run").click()
+        page.wait_for_selector("#translation-attention table", timeout=30_000)
+        header = page.locator("#translation-attention table tr").first.inner_text()
+        output = page.locator("#translation-output textarea").input_value()
     assert "three" in header and "[EOS]" in header
     assert output == expected
+
+
+@pytest.mark.browser
+def test_pick_a_user_in_the_browser_and_see_why_each_movie_is_recommended(running_studio, recommendation_model):
+    knowledge = recommendation_model.task.knowledge
+    user = int(knowledge.known.users[1])
+    expected = recommendation_model.predict(user, k=10)["items"]
+    latest = knowledge.catalogue.describe(knowledge.catalogue.index(knowledge.known.items_of(user)[-1]))["title"]
+    with studio_page(running_studio, "Recommendation") as page:
+        page.locator("#recommendation-user input").fill(str(user))  # the dropdown searches as one types
+        page.locator("#recommendation-user input").press("Enter")
+        page.locator("#recommendation-run").click()
+        page.wait_for_function(
+            f"() => document.querySelector('#recommendation-status').innerText.includes('User {user}')",
+            timeout=30_000)
+        results = page.locator("#recommendation-results").inner_text()
+        history = page.locator("#recommendation-history").inner_text()
+    assert expected[0]["title"] in results and expected[-1]["title"] in results
+    assert expected[0]["because_you_watched"]["title"] in results
+    assert latest in history

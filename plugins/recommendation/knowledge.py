@@ -75,7 +75,10 @@ class Knowledge:
         return self.train_counts / max(1, self.train_counts.sum())
 
     def popularity_share(self) -> np.ndarray:
-        return self.sampling_probability()
+        """Each movie's share of training interactions; ties go to the movie listed first."""
+        n = len(self.train_counts)
+        tie_break = 0.5 * (1 - np.arange(n) / n)  # less than one interaction, so counts still decide
+        return (self.train_counts + tie_break) / max(1, self.train_counts.sum())
 
     # -- files ----------------------------------------------------------------------
     def save(self, assets_dir) -> None:

@@ -38,6 +38,7 @@ class Recommendation(dlapps.Task):
         "temperature": 0.1,
         "unknown_user_rate": 0.5,  # share of training examples that hide the user id (teaches cold users)
         "test_per_user": 2,
+        "max_eval_users": 10_000,  # evaluation ranks the whole catalogue for at most this many test users
         "validation_per_user": 1,
         "epochs": 10,             # about 5 s each on 2 CPU cores; early stopping usually ends it sooner
         "batch_size": 256,
@@ -230,7 +231,7 @@ class Recommendation(dlapps.Task):
     def evaluate(self, predictor, split):
         from dlapps_plugins.recommendation.ranking_metrics import evaluate_rankings
 
-        return evaluate_rankings(self, predictor.model, split)
+        return evaluate_rankings(self, predictor.model, split, max_users=int(self.config["max_eval_users"]))
 
     def format_metrics(self, metrics):
         from dlapps_plugins.recommendation.ranking_metrics import format_ranking_metrics

@@ -68,9 +68,9 @@ def generate(n_users: int = 3000, n_items: int = 2000, mean_interactions: float 
             mix = phase / 2
             taste = (1 - mix) * taste_from + mix * taste_to
             affinity = np.log(genre_share @ taste + 1e-3) + item_hidden @ hidden
-            logits = 0.6 * log_popularity + 1.2 * affinity
+            logits = log_popularity + 1.8 * affinity
             logits[seen] = -np.inf
-            picked = np.argsort(-(logits + rng.gumbel(size=n_items)))[:len(positions)]
+            picked = np.argpartition(-(logits + rng.gumbel(size=n_items)), len(positions))[:len(positions)]
             rng.shuffle(picked)
             seen[picked] = True
             chosen += [(item, affinity[item]) for item in picked]

@@ -1,0 +1,317 @@
+"""The recommendation task: data, time split, two-tower retrieval, cold start, metrics, CLI and UI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY_RECOMMENDATION_CONFIG, write_movielens
+from dlapps.errors import DataError, InvalidInputError
+from dlapps_plugins.recommendation import movielens_data, synthetic_movielens
+from dlapps_plugins.recommendation.recommendation_task import Recommendation
+
+HEADER = "userId,movieId,rating,timestamp"
+
+
+def _ratings(tmp_path, rows, name="ratings.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _good_rows(n=60):
+    return [f"{1 + i % 6},{1 + i % 17},{1 + i % 5}.0,{1_000_000 + i}" for i in range(n)]
+
+
+# -- data ------------------------------------------------------------------------
+def test_generated_data_has_tastes_genres_titles_and_a_long_tail():
+    movies, ratings = synthetic_movielens.generate(1000, 500, 20.0, seed=1)
+    assert len({m["title"] for m in movies}) == 500
+    assert all(m["genres"] and set(m["genres"].split("|")) <= set(synthetic_movielens.GENRES) for m in movies)
+    counts = np.sort(np.bincount([r["movieId"] for r in ratings])[1:])[::-1]
+    assert counts[:50].sum() > 0.25 * counts.sum()  # the top 10% of movies get over a quarter of the views
+    assert counts[0] > 4 * np.median(counts)
+    assert all(0.5 <= r["rating"] <= 5.0 for r in ratings)
+    for user in (1, 2, 3):
+        times = [r["timestamp"] for r in ratings if r["userId"] == user]
+        assert times == sorted(times) and len(times) >= 3
+    # Same seed, same data.
+    assert synthetic_movielens.generate(1000, 500, 20.0, seed=1)[1][:50] == ratings[:50]
+
+
+def test_movielens_files_round_trip_with_quoted_titles(tmp_path):
+    folder = write_movielens(tmp_path / "ml", users=40, movies=30)
+    interactions, catalogue, ratings_file = movielens_data.read_folder(folder)
+    movies, ratings = synthetic_movielens.generate(40, 30, 15.0, 5)
+    assert ratings_file.name == "ratings.csv" and len(interactions["users"]) == len(ratings)
+    assert catalogue.titles == [m["title"] for m in movies]
+    assert any("," in title for title in catalogue.titles)  # "The X, Part 2 (1990)" survives CSV quoting
+
+
+def test_split_by_time_never_trains_on_the_future(movielens_folder):
+    data = Recommendation().load_data(str(movielens_folder))
+    interactions, _, _ = movielens_data.read_folder(movielens_folder)
+    when = {(u, i): t for u, i, t in zip(interactions["users"], interactions["items"], interactions["times"])}
+    first_test = {}
+    for query, targets in zip(data.test.inputs, data.test.targets):
+        times = [when[(query["user"], item)] for item in targets]
+        assert 1 <= len(targets) <= 2 and max(when[(query["user"], h)] for h in query["history"]) <= min(times)
+        first_test[query["user"]] = min(times)
+    for query, target in zip(data.train.inputs, data.train.targets):
+        moment = when[(query["user"], target)]
+        assert all(when[(query["user"], h)] <= moment for h in query["history"])
+        assert moment <= first_test.get(query["user"], moment)
+        assert target not in query["history"]
+    assert len(data.validation) > 0 and "Split by time" in data.description
+
+
+def test_malformed_rows_are_reported_with_line_numbers_and_skipped(tmp_path, capsys):
+    rows = _good_rows() + ["7,abc,4.0,1000", "7,3,9.5,1000", "7,3", "x7,3,4.0,1000", "7,3,4.0,soon", "7,3,good,5"]
+    data = movielens_data.read_ratings(_ratings(tmp_path, rows), is_csv=True)
+    err = capsys.readouterr().err
+    assert "skipped 6 malformed line(s) of 66" in err
+    assert "ratings.csv:62: expected an integer movieId, received 'abc'" in err
+    assert "ratings.csv:63: expected a rating from 0.5 to 5.0, received 9.5" in err
+    assert "ratings.csv:64: expected 4 fields" in err
+    assert "ratings.csv:65: expected an integer userId, received 'x7'" in err
+    assert "ratings.csv:66: expected an integer timestamp, received 'soon'" in err
+    assert data["malformed"] == 6
+
+
+def test_duplicate_interactions_keep_the_latest(tmp_path, capsys):
+    rows = _good_rows() + ["1,1,0.5,5", "1,1,4.5,9999999"]  # user 1 rated movie 1 three times
+    data = movielens_data.read_ratings(_ratings(tmp_path, rows), is_csv=True)
+    assert "2 duplicate interaction(s)" in capsys.readouterr().err
+    pairs = list(zip(data["users"], data["items"]))
+    assert len(pairs) == len(set(pairs)) and data["duplicates"] == 2
+    row = pairs.index((1, 1))
+    assert data["ratings"][row] == 4.5 and data["times"][row] == 9999999
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([], "which has no rows"),
+    (["1,2,3.0,4"] * 3, "expected at least 50 valid ratings"),
+    (_good_rows(60) + ["bad"] * 61, "at most half of the lines malformed"),
+])
+def test_unusable_ratings_files_are_refused(tmp_path, rows, message):
+    path = tmp_path / "ratings.csv"
+    path.write_text("" if not rows else "\n".join([HEADER, *rows]), encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        movielens_data.read_ratings(path, is_csv=True)
+
+
+def test_missing_folder_wrong_header_and_an_empty_folder_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        movielens_data.read_folder(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="ratings.csv .*or u.data"):
+        movielens_data.read_folder(tmp_path)
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item,stars\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(DataError, match="expected the header userId,movieId"):
+        movielens_data.read_folder(tmp_path)
+
+
+def test_ml100k_udata_and_latin1_uitem(tmp_path):
+    rows = [f"{1 + i % 8}\t{1 + i // 8}\t{1 + i % 5}\t{880_000_000 + i}" for i in range(80)]
+    (tmp_path / "u.data").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    flags = "|".join(["0"] * 19)
+    items = [f"{i}|Film {i} (1995)|01-Jan-1995||http://x|{flags}" for i in range(2, 13)]
+    items.insert(0, "1|Café Society (1995)|01-Jan-1995||http://x|0|0|0|0|0|1|" + "|".join(["0"] * 13))
+    (tmp_path / "u.item").write_bytes("\n".join(items).encode("latin-1"))
+    interactions, catalogue, ratings_file = movielens_data.read_folder(tmp_path)
+    assert ratings_file.name == "u.data" and len(interactions["users"]) == 80
+    assert catalogue.describe(catalogue.index(1)) == {"item": 1, "title": "Café Society (1995)", "genres": ["Comedy"]}
+
+
+def test_a_user_with_one_interaction_is_trained_on_but_not_evaluated(tmp_path):
+    rows = _good_rows() + ["99,5,4.0,1000"]
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    _ratings(folder, rows)
+    data = Recommendation().load_data(str(folder))
+    assert 99 in data.known and 99 not in [q["user"] for q in data.test.inputs]
+    assert "1 user(s) with a single interaction" in data.description
+
+
+# -- model and predictions ---------------------------------------------------------------
+def test_contract(tmp_path, movielens_folder):
+    from dlapps.testing import run_task_test
+
+    run_task_test(Recommendation, tmp_path, config=TINY_RECOMMENDATION_CONFIG, data=str(movielens_folder),
+                  bad_inputs=[("abc", InvalidInputError), ({"similar_to": 10**9}, InvalidInputError),
+                              (None, InvalidInputError), ({"history": [10**9]}, InvalidInputError)])
+
+
+def test_recommendations_for_a_known_user(recommendation_model):
+    task = recommendation_model.task
+    user = int(task.knowledge.known.users[0])
+    watched = set(task.knowledge.known.items_of(user).tolist())
+    result = recommendation_model.predict(user, k=5)
+    assert result["user"] == user and result["known_user"] and not result["cold_start"]
+    assert result["history_length"] == len(watched)
+    ids = [item["item"] for item in result["items"]]
+    assert len(ids) == 5 and not set(ids) & watched
+    scores = [item["score"] for item in result["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for item in result["items"]:
+        assert item["because_you_watched"]["item"] in watched and item["title"]
+    assert recommendation_model.predict(str(user), k=5) == result  # ids read from text files are strings
+    everything = recommendation_model.predict(user, k=task.config["n_items"], exclude_seen=False)
+    assert watched <= {item["item"] for item in everything["items"]}
+
+
+def test_cold_start_gets_the_popular_movies_flagged(recommendation_model):
+    knowledge = recommendation_model.task.knowledge
+    result = recommendation_model.predict(123456789, k=4)
+    assert result["cold_start"] and not result["known_user"] and "most popular" in result["reason"]
+    popular = knowledge.catalogue.ids[np.argsort(-knowledge.train_counts[1:], kind="stable")[:4]]
+    assert sorted(item["item"] for item in result["items"]) == sorted(popular.tolist())
+    assert all("because_you_watched" not in item for item in result["items"])
+
+
+def test_a_new_user_with_a_history_gets_personal_recommendations(recommendation_model):
+    catalogue = recommendation_model.task.knowledge.catalogue
+    history = [int(i) for i in catalogue.ids[:3]]
+    result = recommendation_model.predict({"history": history}, k=3)
+    assert not result["cold_start"] and result["history_length"] == 3 and result["user"] is None
+    assert not {item["item"] for item in result["items"]} & set(history)
+    assert all(item["because_you_watched"]["item"] in history for item in result["items"])
+
+
+def test_similar_movies_leave_out_the_movie_itself(recommendation_model):
+    movie = int(recommendation_model.task.knowledge.catalogue.ids[0])
+    result = recommendation_model.predict({"similar_to": movie}, k=5)
+    assert result["similar_to"]["item"] == movie
+    assert movie not in [item["item"] for item in result["items"]] and len(result["items"]) == 5
+    with pytest.raises(InvalidInputError, match="received unknown movie id 99999999"):
+        recommendation_model.predict({"similar_to": 99999999})
+
+
+@pytest.mark.parametrize("k", [0, -1, 10**6, 2.5, True])
+def test_k_outside_the_catalogue_is_a_clear_error(recommendation_model, k):
+    with pytest.raises(InvalidInputError, match="expected k to be an integer from 1 to"):
+        recommendation_model.predict(1, k=k)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("seven", "expected an integer user id"), (3.5, "expected an integer user id"),
+    ({"user": 1, "colour": "red"}, "expected a query with the keys"),
+    ({"similar_to": 1, "user": 2}, "similar_to on its own"), ({"history": "1,2"}, "history as a list"),
+])
+def test_bad_queries_say_what_was_expected(recommendation_model, raw, message):
+    with pytest.raises(InvalidInputError, match=message):
+        recommendation_model.predict(raw)
+
+
+def test_evaluation_reports_the_model_and_the_popularity_baseline_by_the_same_code(recommendation_model):
+    metrics = recommendation_model.metrics
+    for key in ("recall_at_10", "ndcg_at_10", "mrr"):
+        assert 0.0 <= metrics[key] <= 1.0 and 0.0 <= metrics[f"popularity_{key}"] <= 1.0
+    task = recommendation_model.task
+    data = task.load_data(recommendation_model.meta["data"]["source"])
+    # Recall@10 recomputed from the top-10 lists that predict() returns, for both rankers.
+    recalls, popular_recalls = [], []
+    for query, targets in zip(data.test.inputs, data.test.targets):
+        top = [item["item"] for item in recommendation_model.predict(query, k=10)["items"]]
+        recalls.append(len(set(top) & set(targets.tolist())) / len(targets))
+        cold = recommendation_model.predict(10**9, k=10 + len(query["history"]))  # the popularity ranking
+        popular = [item["item"] for item in cold["items"] if item["item"] not in set(query["history"].tolist())][:10]
+        popular_recalls.append(len(set(popular) & set(targets.tolist())) / len(targets))
+    assert metrics["recall_at_10"] == pytest.approx(np.mean(recalls), abs=1e-3)
+    assert metrics["popularity_recall_at_10"] == pytest.approx(np.mean(popular_recalls), abs=1e-3)
+    assert metrics["users_evaluated"] == len(data.test)
+
+
+def test_evaluation_of_many_users_takes_an_even_sample(recommendation_model):
+    from dlapps_plugins.recommendation.ranking_metrics import evaluate_rankings
+
+    task = recommendation_model.task
+    split = task.load_data(recommendation_model.meta["data"]["source"]).test
+    sampled = evaluate_rankings(task, recommendation_model.model, split, max_users=10)
+    assert sampled["users_evaluated"] == 10
+    assert evaluate_rankings(task, recommendation_model.model, split.head(10)) != sampled  # not just the first 10
+
+
+def test_reloaded_model_ranks_the_same(recommendation_model):
+    import dlapps
+
+    again = dlapps.load("recommendation")
+    users = [int(u) for u in recommendation_model.task.knowledge.known.users[:20]]
+    assert again.predict(users, k=5) == recommendation_model.predict(users, k=5)
+    assert (recommendation_model.model_dir / "assets" / "histories.npz").is_file()
+
+
+# -- command line and UI ------------------------------------------------------------------
+def test_cli_predict_users_file_similar_to_and_resume(recommendation_model, tmp_path, capsys):
+    from dlapps.cli import main
+
+    users = [int(u) for u in recommendation_model.task.knowledge.known.users[:3]]
+    movie = int(recommendation_model.task.knowledge.catalogue.ids[2])
+    listing = tmp_path / "users.txt"
+    listing.write_text(f"{users[0]}\n{users[1]}\nnot-a-user\n424242\n", encoding="utf-8")
+    out = tmp_path / "recs.jsonl"
+    args = ["predict", "recommendation", "--users", str(listing), "--k", "3", "--similar-to", str(movie),
+            "--output", str(out), "--no-progress"]
+    assert main(args) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["input"] for r in records] == [f"{listing}:1", f"{listing}:2", f"{listing}:3", f"{listing}:4",
+                                             f"similar-to:{movie}"]
+    assert all(len(r["items"]) == 3 for r in records if "error" not in r)
+    assert "expected an integer user id" in records[2]["error"] and records[3]["cold_start"]
+    assert records[4]["similar_to"]["item"] == movie
+    assert main([*args, str(users[2])]) == 0  # a rerun does only the new input
+    lines = out.read_text().splitlines()
+    assert len(lines) == 6 and json.loads(lines[-1])["user"] == users[2]
+    assert "1 succeeded, 0 failed, 5 already done" in capsys.readouterr().err
+    assert main(["predict", "recommendation", str(users[0]), "--k", "0"]) == 2
+    assert "expected k to be an integer from 1 to" in capsys.readouterr().err
+
+
+def test_cli_eval_prints_model_against_popularity(recommendation_model, capsys):
+    from dlapps.cli import main
+
+    assert main(["eval", "recommendation"]) == 0
+    printed = capsys.readouterr().out
+    assert "recall_at_10" in printed and "popularity" in printed and "most-popular baseline" in printed
+    saved = json.loads((recommendation_model.model_dir / "metrics.json").read_text())
+    assert "popularity_recall_at_10" in saved and "recall_at_10_vs_popularity" in saved
+    assert "popularity_ndcg_at_10" in (recommendation_model.model_dir / "README.md").read_text()
+
+
+def test_cli_train_on_ml100k_files(tmp_path, capsys):
+    from dlapps.cli import main
+
+    movies, ratings = synthetic_movielens.generate(60, 40, 12.0, seed=9)
+    rows = [f"{r['userId']}\t{r['movieId']}\t{max(1, round(r['rating']))}\t{r['timestamp']}" for r in ratings]
+    (tmp_path / "u.data").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    settings = [f"--set={key}={json.dumps(value)}" for key, value in TINY_RECOMMENDATION_CONFIG.items()]
+    assert main(["train", "recommendation", "--data", str(tmp_path), "--epochs", "1", "--out", str(out),
+                 *settings]) == 0
+    assert "most-popular baseline" in capsys.readouterr().out
+    meta = json.loads((out / "task.json").read_text())
+    assert meta["config"]["n_items"] == 40 and meta["data"]["source"] == str(tmp_path)
+
+
+def test_gradio_client_recommends_and_finds_similar_movies(recommendation_model):
+    from gradio_client import Client
+
+    from conftest import free_port
+    from dlapps.ui import task_blocks
+
+    demo = task_blocks("recommendation", recommendation_model)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        user = str(int(recommendation_model.task.knowledge.known.users[0]))
+        status, history, results = client.predict(user, 4, api_name="/recommend")
+        assert f"User {user}" in status and len(results["data"]) == 4 and history["data"]
+        assert all(row[4] for row in results["data"])  # every row says which watched movie it is like
+        status, _, results = client.predict("987654321", 3, api_name="/recommend")
+        assert "Cold start" in status and len(results["data"]) == 3
+        movie = str(int(recommendation_model.task.knowledge.catalogue.ids[0]))
+        title, similar = client.predict(movie, 3, api_name="/similar")
+        assert "most like" in title and len(similar["data"]) == 3
+    finally:
+        demo.close()
