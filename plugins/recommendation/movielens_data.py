@@ -265,18 +265,14 @@ def read_movies(path: Path, is_csv: bool) -> Catalogue:
 
 
 def complete_catalogue(catalogue: Catalogue | None, rated_items: np.ndarray) -> Catalogue:
-    """The catalogue plus any rated movie it lacks (titled ``movie ID``); movies listed twice keep the first."""
-    ids, titles, genres = ([], [], []) if catalogue is None else (list(catalogue.ids), catalogue.titles,
-                                                                  catalogue.genres)
-    seen, out = set(), ([], [], [])
-    for item, title, named in zip(ids, titles, genres):
-        if item not in seen:
-            seen.add(item)
-            out[0].append(item), out[1].append(title), out[2].append(named)
+    """The catalogue plus any rated movie it lacks (titled ``movie ID``); a movie listed twice keeps its first row."""
+    rows: dict[int, tuple[str, list[str]]] = {}
+    if catalogue is not None:
+        for item, title, genres in zip(catalogue.ids, catalogue.titles, catalogue.genres):
+            rows.setdefault(int(item), (title, genres))
     for item in np.unique(rated_items):
-        if int(item) not in seen:
-            out[0].append(int(item)), out[1].append(f"movie {int(item)}"), out[2].append([])
-    return Catalogue(np.array(out[0], np.int64), out[1], out[2])
+        rows.setdefault(int(item), (f"movie {int(item)}", []))
+    return Catalogue(np.array(list(rows), np.int64), [t for t, _ in rows.values()], [g for _, g in rows.values()])
 
 
 # -- splitting ----------------------------------------------------------------------

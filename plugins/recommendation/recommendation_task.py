@@ -210,13 +210,13 @@ class Recommendation(dlapps.Task):
                 "because_similarity": similarity}
 
     def _because(self, model, top, history):
-        """For each recommended movie, the movie of the user's recent history most like it."""
+        """For each recommended movie, the movie of the user's recent history most like it, and how alike."""
         items = self.item_vectors(model)
         similarity = np.einsum("bkd,bhd->bkh", items[top], items[history])
         similarity[np.broadcast_to((history == 0)[:, None, :], similarity.shape)] = -np.inf
-        best = similarity.argmax(axis=2)
-        return np.take_along_axis(history[:, None, :].repeat(top.shape[1], 1), best[..., None], 2)[..., 0], \
-            np.take_along_axis(similarity, best[..., None], 2)[..., 0]
+        best = similarity.argmax(axis=2)[..., None]  # (queries, k, 1): a position in the history
+        watched = np.take_along_axis(np.broadcast_to(history[:, None, :], similarity.shape), best, axis=2)
+        return watched[..., 0], np.take_along_axis(similarity, best, axis=2)[..., 0]
 
     def postprocess(self, output):
         from dlapps_plugins.recommendation.queries import ranked_result

@@ -132,10 +132,15 @@ def write_movielens(folder, movies: list[dict], ratings: list[dict]) -> Path:
 
 
 def default_folder(home: Path) -> Path:
-    """The generated default data under ``home``, written once and reused."""
+    """The generated default data under ``home``, written once (atomically) and reused."""
+    import shutil
+    import tempfile
+
     folder = home / "data" / f"recommendation-synthetic-v{GENERATOR_VERSION}"
     if not (folder / "ratings.csv").is_file():
-        staging = folder.with_name(folder.name + ".partial")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         write_movielens(staging, *generate())
-        staging.replace(folder) if not folder.exists() else None
+        shutil.rmtree(folder, ignore_errors=True)  # a folder without ratings.csv is a leftover
+        staging.replace(folder)
     return folder
