@@ -170,8 +170,9 @@ def _add_task_flags(parser, task) -> None:
     for name, default in task.predict_options.items():
         if f"--{name.replace('_', '-')}" not in taken:  # a clash stays reachable with --set
             group.add_argument(f"--{name.replace('_', '-')}", dest=f"option_{name}",
-                               metavar=type(default).__name__.upper(),
-                               type=_parse_bool if isinstance(default, bool) else type(default),
+                               metavar=type(default).__name__.upper() if isinstance(default, (int, float, str))
+                               else "JSON",
+                               type=_option_type(default),
                                help=f"predict option {name} (default {default})")
     for flag, (metavar, text) in task.input_flags.items():
         group.add_argument(f"--{flag.replace('_', '-')}", dest=f"inputs_{flag}", metavar=metavar, action="append",
@@ -185,6 +186,15 @@ def _task_flag_values(args, task) -> tuple[dict, list]:
     inputs = [item for flag in task.input_flags for value in getattr(args, f"inputs_{flag}", [])
               for item in task.cli_inputs(flag, value)]
     return options, inputs
+
+
+def _option_type(default):
+    """How a flag's text becomes the option's value: like its default (bool, int, float, str), else JSON."""
+    if isinstance(default, bool):
+        return _parse_bool
+    if isinstance(default, (int, float, str)):
+        return type(default)
+    return lambda text: _parse_setting(f"value={text}")[1]
 
 
 def _parse_bool(text: str) -> bool:
