@@ -201,15 +201,20 @@ def check_rows(problems: list[str], rows: int, valid: int, minimum: int, expecte
     remain or more than half of the ``rows`` are malformed: then a DataError
     says what was ``expected`` and what ``source`` held.
     """
-    import sys
-
     from dlapps.errors import DataError
+
+    report_skipped(problems, rows)
+    if valid < minimum or len(problems) > rows / 2:
+        first = f"; first problem: {problems[0]}" if problems else ""
+        raise DataError(f"expected {expected}, with at most half of the lines malformed; received {valid} valid "
+                        f"and {len(problems)} malformed line(s) of {rows} in '{source}'{first}")
+
+
+def report_skipped(problems: list[str], rows: int) -> None:
+    """Print the first ten ``file:line:`` problems of a data file whose malformed rows are skipped."""
+    import sys
 
     if problems:
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
         print(f"dlapps: skipped {len(problems)} malformed line(s) of {rows}:\n  " + "\n  ".join(problems[:10]) + more,
               file=sys.stderr)
-    if valid < minimum or len(problems) > rows / 2:
-        first = f"; first problem: {problems[0]}" if problems else ""
-        raise DataError(f"expected {expected}, with at most half of the lines malformed; received {valid} valid "
-                        f"and {len(problems)} malformed line(s) of {rows} in '{source}'{first}")

@@ -24,6 +24,7 @@ class Knowledge:
     def __init__(self, catalogue: Catalogue, known: Histories, train_counts: np.ndarray):
         self.catalogue, self.known = catalogue, known
         self.train_counts = train_counts.astype(np.int64)  # per model index; index 0 is padding
+        self._known_indices = catalogue.indices(known.items)  # known.items as model indices
 
     @classmethod
     def from_dataset(cls, dataset) -> "Knowledge":
@@ -41,6 +42,10 @@ class Knowledge:
         if user is None or user not in self.known:
             return 0
         return int(np.searchsorted(self.known.users, int(user))) + 1
+
+    def history_of(self, user) -> np.ndarray:
+        """The model indices of what a known user watched, oldest first; empty for an unknown user."""
+        return self._known_indices[self.known.rows(user)] if user in self.known else self._known_indices[:0]
 
     def item_index(self, item) -> int:
         index = self.catalogue.index(item)

@@ -30,7 +30,7 @@ import numpy as np
 from dlapps import Dataset, Split
 from dlapps.batch import read_text_lines
 from dlapps.errors import DataError
-from dlapps.inputs import check_rows
+from dlapps.inputs import check_rows, report_skipped
 
 MIN_INTERACTIONS = 50
 RATING_RANGE = (0.5, 5.0)
@@ -258,9 +258,7 @@ def read_movies(path: Path, is_csv: bool) -> Catalogue:
                 titles.append(row[1])
                 flags = row[5:5 + len(ML100K_GENRES)]
                 genres.append([g for g, f in zip(ML100K_GENRES, flags) if f.strip() == "1" and g != "unknown"])
-    if problems:
-        print(f"dlapps: skipped {len(problems)} malformed movie row(s):\n  " + "\n  ".join(problems[:10]),
-              file=sys.stderr)
+    report_skipped(problems, len(ids) + len(problems))
     return Catalogue(np.array(ids, np.int64), titles, genres)
 
 
@@ -294,10 +292,9 @@ def split_by_time(interactions: dict, catalogue: Catalogue, description: str, se
     known_ends = starts + counts - n_test
     train_ends = known_ends - n_val
 
-    position = np.arange(len(users)) - np.repeat(starts, counts)
     owner = np.repeat(np.arange(len(unique)), counts)
-    rank_end = position + np.repeat(starts, counts)  # a query's history is everything before it
-    role = np.where(rank_end < train_ends[owner], 0, np.where(rank_end < known_ends[owner], 1, 2))
+    row = np.arange(len(users))  # the query at a row has the user's rows before it as its history
+    role = np.where(row < train_ends[owner], 0, np.where(row < known_ends[owner], 1, 2))
     rng = np.random.default_rng(seed)
 
     def events(which: int) -> Split:

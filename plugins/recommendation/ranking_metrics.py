@@ -30,11 +30,11 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
     for start in range(0, len(split), batch_size):
         queries, relevant = [], []
         for query, targets in zip(split.inputs[start:start + batch_size], split.targets[start:start + batch_size]):
-            history = catalogue.indices(query["history"])
+            known = catalogue.indices(query["history"]) > 0
             wanted = catalogue.indices(targets)
-            dropped += int(np.sum(history == 0) + np.sum(wanted == 0))
+            dropped += int(np.sum(~known) + np.sum(wanted == 0))
             if np.any(wanted):
-                queries.append({"user": query["user"], "history": catalogue.ids[history[history > 0] - 1]})
+                queries.append({"user": query["user"], "history": np.asarray(query["history"])[known]})
                 relevant.append(wanted[wanted > 0])
         if not queries:
             continue

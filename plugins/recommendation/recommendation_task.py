@@ -151,7 +151,7 @@ class Recommendation(dlapps.Task):
         if "history" in query:
             history = knowledge.history_indices(query["history"])
         else:
-            history = knowledge.catalogue.indices(knowledge.known.items_of(user)) if user is not None else []
+            history = knowledge.history_of(user) if user is not None else []
         user_index = knowledge.user_index(user) if user is not None else 0
         mode = USER if user_index or len(history) else POPULAR
         seen = history[-self.config["max_seen"]:]
