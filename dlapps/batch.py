@@ -56,7 +56,7 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None, extra=())
             found = sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
                 items.append((source, InvalidInputError(
-                    f"expected image files ({', '.join(suffixes)}) in the directory '{source}', found none")))
+                    f"expected {task.input_kind} files ({', '.join(suffixes)}) in the directory '{source}', found none")))
             items += [(str(p), str(p)) for p in found]
         else:
             items.append((source, source))

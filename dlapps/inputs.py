@@ -31,7 +31,7 @@ def read_image(raw, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     images. Raises InvalidInputError for anything that is not a usable image.
     """
     if isinstance(raw, (str, os.PathLike)):
-        return _decode_bytes(_read_file(Path(raw)), f"'{raw}'", max_pixels)
+        return _decode_bytes(_read_file(Path(raw), "an image file"), f"'{raw}'", max_pixels)
     if isinstance(raw, (bytes, bytearray, memoryview)):
         return _decode_bytes(bytes(raw), f"{len(raw)} bytes", max_pixels)
     if isinstance(raw, np.ndarray):
@@ -44,18 +44,22 @@ def read_image(raw, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     )
 
 
-def _read_file(path: Path) -> bytes:
-    if not path.exists():
-        raise InvalidInputError(f"expected an image file, received '{path}', which does not exist")
-    if path.is_dir():
-        raise InvalidInputError(f"expected an image file, received '{path}', which is a directory")
+def _read_file(path: Path, expected: str) -> bytes:
+    _check_file(path, expected)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"could not read '{path}': {exc.strerror or exc}") from None
     if not data:
-        raise InvalidInputError(f"expected an image file, received '{path}', which is empty (0 bytes)")
+        raise InvalidInputError(f"expected {expected}, received '{path}', which is empty (0 bytes)")
     return data
+
+
+def _check_file(path: Path, expected: str) -> None:
+    if not path.exists():
+        raise InvalidInputError(f"expected {expected}, received '{path}', which does not exist")
+    if path.is_dir():
+        raise InvalidInputError(f"expected {expected}, received '{path}', which is a directory")
 
 
 def _decode_bytes(data: bytes, what: str, max_pixels: int) -> np.ndarray:
@@ -180,6 +184,148 @@ def _looks_like_text(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# -- audio -------------------------------------------------------------------
+#: The sample rate dlapps' audio models work at; audio at any other rate is resampled to it.
+AUDIO_SAMPLE_RATE = 16_000
+#: Longer recordings are refused, so that one input's memory stays bounded (about 230 MB at 16 kHz).
+MAX_AUDIO_SECONDS = 3600
+#: Sample rates a recording can plausibly have.
+SAMPLE_RATE_RANGE = (1_000, 768_000)
+#: Decoded in blocks of this many frames, so a long stereo file is never held at full width.
+_AUDIO_BLOCK_FRAMES = 1 << 20
+_AUDIO_FORMATS = "WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF"
+
+
+def read_audio(raw, target_rate: int = AUDIO_SAMPLE_RATE, max_seconds: float = MAX_AUDIO_SECONDS) -> np.ndarray:
+    """Any recording -> mono float32 samples in [-1, 1] at ``target_rate`` Hz.
+
+    ``raw`` is a file path or the bytes of a file (WAV, FLAC, OGG, Opus, MP3,
+    AIFF: any rate, any channel count, 8/16/24/32-bit integer or float), or a
+    waveform with its sample rate: ``(sample_rate, array)`` as Gradio gives it,
+    ``(array, sample_rate)`` as soundfile and librosa give it, or
+    ``{"array": array, "sampling_rate": rate}`` as Hugging Face datasets give it.
+    Arrays are (samples,), (samples, channels) or (channels, samples); integer
+    arrays are scaled by their type's range. Channels are averaged to mono and
+    the result is resampled to ``target_rate``. Raises InvalidInputError saying
+    what was expected for anything else.
+    """
+    if isinstance(raw, (str, os.PathLike)):
+        path = Path(raw)
+        _check_file(path, "an audio file")
+        if path.stat().st_size == 0:
+            raise InvalidInputError(f"expected an audio file, received '{path}', which is empty (0 bytes)")
+        return _decode_audio(path, f"'{raw}'", target_rate, max_seconds)
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        if not len(raw):
+            raise InvalidInputError("expected the bytes of an audio file, received 0 bytes")
+        import io
+
+        return _decode_audio(io.BytesIO(bytes(raw)), f"{len(raw)} bytes", target_rate, max_seconds)
+    waveform, rate = _waveform_and_rate(raw)
+    return _normalize_waveform(waveform, check_sample_rate(rate), target_rate, max_seconds, describe(waveform))
+
+
+def check_sample_rate(rate) -> int:
+    """``rate`` as an int if it is a plausible sample rate in Hz; otherwise a clear InvalidInputError."""
+    low, high = SAMPLE_RATE_RANGE
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, np.integer, float, np.floating)) \
+            or not float(rate).is_integer() or not low <= rate <= high:
+        raise InvalidInputError(f"expected a sample rate in Hz: a whole number from {low:,} to {high:,} "
+                                f"(16000 for 16 kHz), received {rate!r}")
+    return int(rate)
+
+
+def _waveform_and_rate(raw):
+    if isinstance(raw, dict) and "array" in raw:
+        return raw["array"], raw.get("sampling_rate", raw.get("sample_rate"))
+    if isinstance(raw, (tuple, list)) and len(raw) == 2:
+        first, second = raw
+        if isinstance(second, np.ndarray) and not isinstance(first, np.ndarray):
+            return second, first  # Gradio: (sample_rate, array)
+        if isinstance(first, np.ndarray):
+            return first, second  # soundfile / librosa: (array, sample_rate)
+    if isinstance(raw, np.ndarray):
+        raise InvalidInputError(
+            f"expected a waveform together with its sample rate, e.g. (waveform, 16000) or "
+            f"{{'array': waveform, 'sampling_rate': 16000}}; received {describe(raw)} without a sample rate")
+    raise InvalidInputError(
+        f"expected audio: a file path, the bytes of a file, or (waveform, sample_rate); received {describe(raw)}")
+
+
+def _decode_audio(source, what: str, target_rate: int, max_seconds: float) -> np.ndarray:
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(source) as audio:
+            rate, frames, channels = audio.samplerate, audio.frames, audio.channels
+            if frames > max_seconds * rate:
+                raise InvalidInputError(f"expected at most {max_seconds / 60:g} minutes of audio, received {what} "
+                                        f"of {frames / rate / 60:.1f} minutes: split it into shorter files")
+            blocks = [block.mean(axis=1) if channels > 1 else block[:, 0]
+                      for block in audio.blocks(_AUDIO_BLOCK_FRAMES, dtype="float32", always_2d=True)]
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        data = source.getvalue() if hasattr(source, "getvalue") else source.read_bytes()[:512]
+        hint = " (it looks like text)" if _looks_like_text(data) else ""
+        raise InvalidInputError(f"expected an audio file ({_AUDIO_FORMATS}), received {what}{hint}: it could not "
+                                f"be decoded as audio ({exc})") from None
+    waveform = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return _normalize_waveform(waveform, rate, target_rate, max_seconds, what)
+
+
+def _normalize_waveform(waveform, rate: int, target_rate: int, max_seconds: float, what: str) -> np.ndarray:
+    waveform = np.asarray(waveform)
+    if waveform.ndim == 2:
+        if waveform.shape[0] <= 8 < waveform.shape[1]:  # (channels, samples)
+            waveform = waveform.T
+        if waveform.shape[1] > 8:
+            raise InvalidInputError(f"expected a waveform of shape (samples,) or (samples, channels) with at most 8 "
+                                    f"channels, received {what}")
+        waveform = _to_float_samples(waveform, what).mean(axis=1)
+    elif waveform.ndim == 1:
+        waveform = _to_float_samples(waveform, what)
+    else:
+        raise InvalidInputError(f"expected a waveform of shape (samples,) or (samples, channels), received {what}")
+    if waveform.size == 0:
+        raise InvalidInputError(f"expected audio with at least one sample, received {what} with none")
+    if waveform.size > max_seconds * rate:
+        raise InvalidInputError(f"expected at most {max_seconds / 60:g} minutes of audio, received {what} of "
+                                f"{waveform.size / rate / 60:.1f} minutes: split it into shorter pieces")
+    return resample(waveform, rate, target_rate)
+
+
+def _to_float_samples(waveform: np.ndarray, what: str) -> np.ndarray:
+    """Samples as float32 in [-1, 1]: integers scaled by their type's range, floats checked and clipped."""
+    kind = waveform.dtype.kind
+    if kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
+        half = float(np.iinfo(waveform.dtype).max + 1) / 2
+        return ((waveform.astype(np.float64) - half) / half).astype(np.float32)
+    if kind == "i":
+        return (waveform.astype(np.float64) / -float(np.iinfo(waveform.dtype).min)).astype(np.float32)
+    if kind != "f":
+        raise InvalidInputError(f"expected numeric audio samples, received {what}")
+    waveform = waveform.astype(np.float32)
+    if not np.isfinite(waveform).all():
+        raise InvalidInputError(f"expected finite audio samples, received {what} with NaN or inf")
+    peak = float(np.abs(waveform).max(initial=0.0))
+    if peak > 4.0:
+        raise InvalidInputError(
+            f"expected float samples in [-1, 1], received {what} with a peak of {peak:g}; pass integer PCM as its "
+            "integer type (e.g. int16), or divide it by its full scale")
+    return np.clip(waveform, -1.0, 1.0)
+
+
+def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """``waveform`` at ``rate`` Hz -> at ``target_rate`` Hz (polyphase filter, anti-aliased)."""
+    from math import gcd
+
+    if rate == target_rate:
+        return np.ascontiguousarray(waveform, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    step = gcd(rate, target_rate)
+    return resample_poly(waveform, target_rate // step, rate // step).astype(np.float32)
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from dlapps.errors import PresetError
 #: Input kinds the core knows how to read from files, and the suffixes it looks for.
 FILE_KINDS = {
     "image": (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"),
+    "audio": (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"),
 }
 
 

@@ -1,6 +1,7 @@
 """Decoding every kind of image a user may hand us, and refusing the rest clearly."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -116,3 +117,100 @@ def test_too_many_pixels_is_refused_before_decoding(tmp_path):
 def test_resize_goes_to_the_square_size():
     assert resize_image(RGB, 16).shape == (16, 16, 3)
     assert resize_image(RGB[:8, :8], 32).shape == (32, 32, 3)
+
+
+# -- audio -----------------------------------------------------------------------
+def _tone(rate: int, seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def _peak_hz(waveform: np.ndarray, rate: int = 16_000) -> float:
+    spectrum = np.abs(np.fft.rfft(waveform))
+    return float(np.fft.rfftfreq(len(waveform), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize("suffix, rate, subtype, channels", [
+    (".wav", 16_000, "PCM_16", 1),
+    (".wav", 8_000, "PCM_U8", 1),      # 8-bit WAV is unsigned
+    (".wav", 48_000, "PCM_24", 2),     # 24-bit stereo
+    (".wav", 44_100, "PCM_32", 1),
+    (".wav", 22_050, "FLOAT", 1),
+    (".flac", 44_100, "PCM_16", 2),
+    (".ogg", 48_000, "VORBIS", 1),
+])
+def test_audio_files_of_any_format_rate_depth_and_channels_become_16k_mono(tmp_path, suffix, rate, subtype,
+                                                                           channels):
+    import soundfile
+
+    from dlapps.inputs import read_audio
+
+    tone = _tone(rate)
+    data = np.stack([tone, 0.5 * tone], axis=1) if channels == 2 else tone
+    path = tmp_path / f"tone{suffix}"
+    soundfile.write(path, data, rate, subtype=subtype)
+    waveform = read_audio(str(path))
+    assert waveform.dtype == np.float32 and waveform.ndim == 1
+    assert abs(len(waveform) - 16_000) <= 2, "one second at 16 kHz"
+    assert abs(_peak_hz(waveform) - 440) <= 2, "the pitch survives resampling"
+    expected = 0.375 if channels == 2 else 0.5  # stereo is mixed to the mean of its channels
+    assert abs(np.abs(waveform[1000:-1000]).max() - expected) < 0.03
+    assert np.array_equal(read_audio(path.read_bytes()), waveform), "bytes decode like the file"
+
+
+def test_waveforms_come_with_their_sample_rate_in_every_usual_form():
+    from dlapps.inputs import read_audio
+
+    tone = _tone(48_000)
+    as_int16 = (tone * 32767).astype(np.int16)
+    for raw in [(48_000, tone), (tone, 48_000), {"array": tone, "sampling_rate": 48_000}, (48_000, as_int16),
+                (48_000, np.stack([as_int16, as_int16])), (np.float64(48_000), tone.astype(np.float64))]:
+        waveform = read_audio(raw)
+        assert len(waveform) == 16_000 and abs(np.abs(waveform[1000:-1000]).max() - 0.5) < 0.02, raw[0]
+
+
+@pytest.mark.parametrize("raw, message", [
+    (np.zeros(16_000, np.float32), "without a sample rate"),
+    ((np.zeros(16_000, np.float32), 0), "expected a sample rate in Hz"),
+    ((np.zeros(16_000, np.float32), -16_000), "received -16000"),
+    ((np.zeros(16_000, np.float32), "16k"), "received '16k'"),
+    ((np.zeros(16_000, np.float32), 16_000.5), "a whole number"),
+    ((np.zeros(16_000, np.float32), True), "received True"),
+    ((16_000, np.full(100, np.nan, np.float32)), "NaN"),
+    ((16_000, np.full(100, 3000.0, np.float32)), "peak of 3000"),
+    ((16_000, np.zeros((2, 3, 4), np.float32)), "shape (samples,) or (samples, channels)"),
+    ((16_000, np.zeros(0, np.float32)), "at least one sample"),
+    ((16_000, np.array(["a", "b"])), "numeric audio samples"),
+    (b"", "0 bytes"),
+    (42, "expected audio"),
+])
+def test_bad_waveforms_and_sample_rates_say_what_was_expected(raw, message):
+    from dlapps.inputs import read_audio
+
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        read_audio(raw)
+
+
+def test_bad_audio_files_say_what_they_are(tmp_path):
+    import soundfile
+
+    from dlapps.inputs import read_audio
+
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.wav").write_text("these are meeting notes, not audio")
+    soundfile.write(tmp_path / "long.wav", np.zeros(16_000 * 3, np.int16), 16_000)
+    cases = [("empty.wav", "which is empty (0 bytes)"), ("notes.wav", "it looks like text"),
+             ("missing.wav", "which does not exist"), (".", "which is a directory")]
+    for name, message in cases:
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            read_audio(str(tmp_path / name))
+    with pytest.raises(InvalidInputError, match="at most 0.0333333 minutes of audio"):
+        read_audio(str(tmp_path / "long.wav"), max_seconds=2)
+
+
+def test_clipped_audio_is_kept_within_full_scale():
+    from dlapps.inputs import read_audio
+
+    clipped = np.clip(_tone(16_000) * 3, -1, 1)
+    assert np.array_equal(read_audio((16_000, clipped)), clipped)
+    assert read_audio((16_000, clipped * 1.5)).max() == 1.0  # a float overshoot is clipped, not refused
