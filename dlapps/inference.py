@@ -158,13 +158,32 @@ def _chunks(iterable, size):
 
 
 def stack_inputs(arrays):
-    """Stack per-input model inputs: arrays, tuples of arrays, or dicts of arrays."""
+    """Stack per-input model inputs: arrays, tuples of arrays, or dicts of arrays.
+
+    Arrays of different lengths (waveforms, token ids) are padded with zeros at
+    the end to the longest.
+    """
     first = arrays[0]
     if isinstance(first, dict):
-        return {k: np.stack([a[k] for a in arrays]) for k in first}
+        return {k: pad_and_stack([a[k] for a in arrays]) for k in first}
     if isinstance(first, tuple):
-        return tuple(np.stack(parts) for parts in zip(*arrays))
-    return np.stack(arrays)
+        return tuple(pad_and_stack(parts) for parts in zip(*arrays))
+    return pad_and_stack(arrays)
+
+
+def pad_and_stack(arrays) -> np.ndarray:
+    """``np.stack``, after padding each array with zeros at the end of every axis to the largest shape."""
+    arrays = [np.asarray(a) for a in arrays]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1:
+        return np.stack(arrays)
+    if len({len(shape) for shape in shapes}) > 1:
+        raise ValueError(f"cannot batch inputs with different numbers of axes: {sorted(shapes)}")
+    largest = np.max([a.shape for a in arrays], axis=0)
+    out = np.zeros((len(arrays), *largest), dtype=np.result_type(*arrays))
+    for row, a in zip(out, arrays):
+        row[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 def _row(outputs, i):

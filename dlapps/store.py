@@ -36,6 +36,27 @@ def default_model_dir(task_name: str) -> Path:
     return home() / "models" / task_name
 
 
+def generated_data(name: str, marker: str, write) -> Path:
+    """``home()/data/name``: data a task generates, written once by ``write(folder)`` and then reused.
+
+    The folder is written under a temporary name and renamed when complete, so
+    an interrupted generation is never mistaken for data; a folder without the
+    file ``marker`` (the last one written) is a leftover and is rebuilt.
+    """
+    folder = home() / "data" / name
+    if not (folder / marker).is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+        try:
+            write(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.replace(folder)
+    return folder
+
+
 def exists(path) -> bool:
     path = Path(path)
     return (path / MODEL_FILE).is_file() and (path / TASK_FILE).is_file()

@@ -18,7 +18,7 @@ import numpy as np
 from dlapps import runtime as runtime_mod
 from dlapps import store
 from dlapps.errors import DataError, DlappsError
-from dlapps.inference import Predictor
+from dlapps.inference import Predictor, stack_inputs
 
 #: Preprocessed splits up to this size are held in memory; larger ones stream from disk.
 IN_MEMORY_BYTES = 1 << 30
@@ -154,14 +154,15 @@ def make_tf_dataset(task, split, batch_size: int, shuffle: bool = False, seed: i
 
     Small splits are prepared once, in parallel, and kept in memory; larger
     ones (of single-array inputs, such as image files) are prepared on the fly.
+    Examples of different lengths (waveforms, transcripts) are grouped into
+    batches of similar length and padded with zeros to the longest in the batch.
     """
     import tensorflow as tf
 
     targets = np.asarray(split.targets)
     first = task.training_example(split.inputs[0], targets[0])
-    if not isinstance(first[0], np.ndarray) or first[0].nbytes * len(split) <= IN_MEMORY_BYTES:
-        ds = tf.data.Dataset.from_tensor_slices(prepare_all(task, split))
-    else:
+    if isinstance(first[0], np.ndarray) and first[0].nbytes * len(split) > IN_MEMORY_BYTES \
+            and np.ndim(first[1]) == np.ndim(targets[0]):
         x0 = first[0]
 
         def load(i):
@@ -172,15 +173,76 @@ def make_tf_dataset(task, split, batch_size: int, shuffle: bool = False, seed: i
             return tf.ensure_shape(x, x0.shape), tf.gather(targets, i)
 
         ds = tf.data.Dataset.range(len(split)).map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        examples = prepare_examples(task, split)
+        if _varying_leaves(examples):
+            return _length_bucketed(examples, batch_size, shuffle, seed)
+        ds = tf.data.Dataset.from_tensor_slices(tuple(stack_inputs(list(part)) for part in zip(*examples)))
     if shuffle:
         ds = ds.shuffle(min(len(split), 10_000), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def prepare_all(task, split) -> tuple:
-    """Every training example of a split, stacked; prepared in a thread pool; failures are named."""
-    from dlapps.inference import stack_inputs
+def _varying_leaves(examples) -> list[int]:
+    """Positions (in ``tf.nest.flatten`` order) of the example arrays whose shape differs between examples."""
+    import tensorflow as tf
 
+    columns = zip(*(tf.nest.flatten(example) for example in examples))
+    return [k for k, column in enumerate(columns) if len({np.shape(x) for x in column}) > 1]
+
+
+def _length_bucketed(examples, batch_size: int, shuffle: bool, seed: int, buckets: int = 6):
+    """Batches of examples of similar length (the first axis of the first array whose length varies),
+    zero-padded per batch. Examples may be tuples of arrays or of dicts of arrays (model inputs by name)."""
+    import tensorflow as tf
+
+    structure = examples[0]
+    columns = [list(c) for c in zip(*(tf.nest.flatten(example) for example in examples))]
+    measured = _varying_leaves(examples)[0]
+    lengths = np.array([len(x) for x in columns[measured]])
+    rows = [_ConcatenatedRows(column) for column in columns]
+    ds = tf.data.Dataset.range(len(lengths))
+    if shuffle:
+        ds = ds.shuffle(min(len(lengths), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda i: tf.nest.pack_sequence_as(structure, [r.row(i) for r in rows]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    boundaries = sorted({int(b) + 1 for b in np.quantile(lengths, np.linspace(0, 1, buckets + 1)[1:-1])})
+    ds = ds.bucket_by_sequence_length(lambda *example: tf.shape(tf.nest.flatten(example)[measured])[0], boundaries,
+                                      [batch_size] * (len(boundaries) + 1))
+    # Each bucket holds a fixed set of examples, so the number of batches is known: Keras can show progress.
+    per_bucket = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
+    batches = int(np.sum(-(-per_bucket // batch_size)))
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+
+
+class _ConcatenatedRows:
+    """Arrays of one example part; those of different lengths are kept as one concatenated tensor.
+
+    ``row(i)`` gives example ``i``'s array inside a tf.data map.
+    """
+
+    def __init__(self, arrays):
+        import tensorflow as tf
+
+        arrays = [np.asarray(a) for a in arrays]
+        if len({a.shape for a in arrays}) == 1:
+            self.values, self.starts = tf.constant(np.stack(arrays)), None
+        else:
+            lengths = np.array([len(a) for a in arrays])
+            self.values = tf.constant(np.concatenate(arrays))
+            self.ends = tf.constant(np.cumsum(lengths))
+            self.starts = self.ends - lengths
+
+    def row(self, i):
+        import tensorflow as tf
+
+        if self.starts is None:
+            return tf.gather(self.values, i)
+        return self.values[self.starts[i]:self.ends[i]]
+
+
+def prepare_examples(task, split) -> list:
+    """Every training example of a split, prepared in a thread pool; failures are named."""
     failures = []
     targets = split.targets
 
@@ -196,7 +258,7 @@ def prepare_all(task, split) -> tuple:
     if failures:
         shown = "\n  ".join(failures[:10])
         raise DataError(f"{len(failures)} of {len(split)} inputs could not be read:\n  {shown}")
-    return tuple(stack_inputs(list(parts)) for parts in zip(*examples))
+    return examples
 
 
 def versions() -> dict:

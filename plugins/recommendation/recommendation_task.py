@@ -53,11 +53,10 @@ class Recommendation(dlapps.Task):
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):
-        from dlapps import store
         from dlapps_plugins.recommendation.movielens_data import movielens_dataset
         from dlapps_plugins.recommendation.synthetic_movielens import default_folder
 
-        data = movielens_dataset(default_folder(store.home()), seed, **self._split_sizes())
+        data = movielens_dataset(default_folder(), seed, **self._split_sizes())
         data.description = data.description.replace("MovieLens ratings from", "Generated MovieLens-format ratings in")
         return data
 

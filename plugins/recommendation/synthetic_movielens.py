@@ -131,16 +131,9 @@ def write_movielens(folder, movies: list[dict], ratings: list[dict]) -> Path:
     return folder
 
 
-def default_folder(home: Path) -> Path:
-    """The generated default data under ``home``, written once (atomically) and reused."""
-    import shutil
-    import tempfile
+def default_folder() -> Path:
+    """The generated default data under ``$DLAPPS_HOME/data``, written once (atomically) and reused."""
+    from dlapps.store import generated_data
 
-    folder = home / "data" / f"recommendation-synthetic-v{GENERATOR_VERSION}"
-    if not (folder / "ratings.csv").is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        write_movielens(staging, *generate())
-        shutil.rmtree(folder, ignore_errors=True)  # a folder without ratings.csv is a leftover
-        staging.replace(folder)
-    return folder
+    return generated_data(f"recommendation-synthetic-v{GENERATOR_VERSION}", "ratings.csv",
+                          lambda folder: write_movielens(folder, *generate()))

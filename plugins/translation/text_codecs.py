@@ -119,16 +119,17 @@ class KerasHubCodec:
     def load(cls, folder, source_length: int, target_length: int) -> "KerasHubCodec":
         import keras_hub
 
-        preset = Path(folder) / PRESET_DIR
-        preprocessor = keras_hub.models.Seq2SeqLMPreprocessor.from_preset(str(preset))
-        backbone_config = json.loads((preset / "config.json").read_text(encoding="utf-8"))
+        from dlapps.presets import load_preprocessor
+
+        preprocessor, backbone_config = load_preprocessor(keras_hub.models.Seq2SeqLMPreprocessor,
+                                                          Path(folder) / PRESET_DIR)
         return cls(preprocessor, source_length, target_length, backbone_config)
 
     def save(self, folder) -> None:
         """The preprocessor as a KerasHub preset without weights: its configs and tokenizer assets."""
-        preset = Path(folder) / PRESET_DIR
-        self.preprocessor.save_to_preset(str(preset))
-        (preset / "config.json").write_text(json.dumps(self.backbone_config, indent=2), encoding="utf-8")
+        from dlapps.presets import save_preprocessor
+
+        save_preprocessor(self.preprocessor, self.backbone_config, Path(folder) / PRESET_DIR)
 
     @property
     def vocabulary_size(self) -> int:
