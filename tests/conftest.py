@@ -19,6 +19,9 @@ TINY_RECOMMENDATION_CONFIG = {"embedding_dim": 8, "history_length": 10, "max_see
 TINY_TRANSLATION_CONFIG = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "encoder_layers": 1,
                            "decoder_layers": 1, "tokenizer_vocab_size": 300, "dropout": 0.0}
 
+#: A small, fast speech recognizer config for tests.
+TINY_SPEECH_CONFIG = {"num_mel_bins": 40, "conv_filters": 8, "rnn_units": 16, "rnn_layers": 1, "dropout": 0.0}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -144,3 +147,46 @@ def recommendation_model(home, movielens_folder):
 
     return dlapps.train("recommendation", movielens_folder, epochs=3, config=TINY_RECOMMENDATION_CONFIG,
                         verbose=0)
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory) -> Path:
+    """A small espeak-ng corpus (train/validation/test manifests of FLAC files), voices split as the default's."""
+    from dlapps_plugins.speech_recognition.espeak_corpus import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("speech"), {"train": 48, "validation": 8, "test": 8}, workers=2)
+
+
+@pytest.fixture(scope="session")
+def speech_model(home, speech_corpus):
+    """A tiny speech recognizer trained on the small corpus, at the default location."""
+    import dlapps
+
+    return dlapps.train("speech-recognition", speech_corpus, epochs=1, config=TINY_SPEECH_CONFIG, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_moonshine_preset(tmp_path_factory):
+    """A KerasHub Moonshine preset built from config (a SentencePiece model trained here), saved with
+    save_to_preset, as a local preset directory."""
+    import io
+
+    import keras_hub
+    import sentencepiece
+
+    from dlapps_plugins.speech_recognition.espeak_corpus import COMMANDS, DIGITS
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(DIGITS + COMMANDS, rng.integers(1, 6))) for _ in range(300)]
+    proto = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=proto, vocab_size=60,
+                                             model_type="bpe", character_coverage=1.0, minloglevel=2)
+    tokenizer = keras_hub.models.MoonshineTokenizer(proto=proto.getvalue())
+    preprocessor = keras_hub.models.MoonshineAudioToTextPreprocessor(
+        audio_converter=keras_hub.layers.MoonshineAudioConverter(), tokenizer=tokenizer, decoder_sequence_length=32)
+    backbone = keras_hub.models.MoonshineBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(), filter_dim=16, encoder_num_layers=1, decoder_num_layers=1,
+        hidden_dim=16, intermediate_dim=32, encoder_num_heads=2, decoder_num_heads=2)
+    folder = tmp_path_factory.mktemp("moonshine") / "tiny_moonshine"
+    keras_hub.models.MoonshineAudioToText(backbone=backbone, preprocessor=preprocessor).save_to_preset(str(folder))
+    return folder

@@ -27,7 +27,7 @@ def studio_page(url: str, tab: str):
 
 
 @pytest.fixture(scope="module")
-def running_studio(digits_model, translation_model, recommendation_model):
+def running_studio(digits_model, translation_model, recommendation_model, speech_model):
     demo = studio()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -82,12 +82,15 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
 
 
 @pytest.mark.parametrize("app, inputs", [
-    ("studio.py", {"image-classification-input", "translation-input", "recommendation-user"}),
+    ("studio.py", {"image-classification-input", "translation-input", "recommendation-user",
+                   "speech-recognition-input"}),
     ("image_classification.py", {"image-classification-input"}),
     ("translation.py", {"translation-input"}),
     ("recommendation.py", {"recommendation-user", "recommendation-item"}),
+    ("speech_recognition.py", {"speech-recognition-input", "speech-recognition-spectrogram"}),
 ])
-def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model, recommendation_model):
+def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model, recommendation_model,
+                                   speech_model):
     """`python apps/X.py` launches `demo`; `gradio apps/X.py` looks for the same variable."""
     import runpy
     from pathlib import Path
@@ -158,3 +161,19 @@ def test_pick_a_user_in_the_browser_and_see_why_each_movie_is_recommended(runnin
     assert expected[0]["title"] in results and expected[-1]["title"] in results
     assert expected[0]["because_you_watched"]["title"] in results
     assert latest in history
+
+
+@pytest.mark.browser
+def test_upload_speech_in_the_browser_and_see_transcript_and_spectrogram(running_studio, speech_model):
+    example = speech_model.task.examples(speech_model)[0]
+    expected = speech_model.predict(example)["text"]
+    with studio_page(running_studio, "Speech recognition") as page:
+        page.locator("#speech-recognition-input input[type=file]").set_input_files(example)
+        page.locator("#speech-recognition-input audio, #speech-recognition-input .waveform-container").first.wait_for(
+            state="attached", timeout=30_000)
+        page.locator("#speech-recognition-run").click()
+        page.locator("#speech-recognition-spectrogram img").wait_for(timeout=30_000)
+        output = page.locator("#speech-recognition-output textarea").input_value()
+        headers = page.locator("#speech-recognition-characters").inner_text()
+    assert output == expected
+    assert "character" in headers

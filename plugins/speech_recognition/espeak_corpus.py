@@ -24,7 +24,7 @@ import numpy as np
 from dlapps.errors import DataError
 
 #: Changing the generator changes the data: bump this so cached copies are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CORPUS_SEED = 20261123
 SAMPLE_RATE = 16_000
 
@@ -35,7 +35,7 @@ COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 #: Variants that are not voiced speech, or not speech at normal speed: left out of every split.
 EXCLUDED_VARIANTS = ("whisper", "whisperf", "fast_test")
-SPLIT_SIZES = {"train": 6000, "validation": 300, "test": 500}
+SPLIT_SIZES = {"train": 5000, "validation": 300, "test": 500}
 #: How many voice variants only the validation / test splits use.
 HELD_OUT_VARIANTS = {"validation": 8, "test": 16}
 SPEED_WPM = (125, 215)

@@ -36,7 +36,7 @@ class SpeechRecognition(dlapps.Task):
         "window_seconds": 8.0,           # longer recordings are cut into windows this long...
         "window_overlap_seconds": 2.0,   # ...that overlap by this much, and stitched
         "max_transcript_tokens": 64,     # Moonshine presets: the longest transcript of one window, in tokens
-        "epochs": 7,                     # about 95 s each on 2 CPU cores
+        "epochs": 6,                     # about 100 s each on 2 CPU cores
         "batch_size": 32,
         "patience": 3,
         "learning_rate": 2e-3,

@@ -55,7 +55,7 @@ def speech_recognition_ui(task, predictor) -> None:
     gr.Markdown(f"{model_summary(predictor)} Record with the microphone or upload a file (WAV, FLAC, OGG; any "
                 "sample rate, mono or stereo). Long recordings are transcribed in overlapping windows.")
     with gr.Row():
-        audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech",
+        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech",
                          elem_id="speech-recognition-input")
         with gr.Column():
             text = gr.Textbox(label="Transcript", lines=3, interactive=False, elem_id="speech-recognition-output")

@@ -1,0 +1,282 @@
+"""Speech recognition: data, decoding, windows, the contract, CLI, eval and UI, on tiny models."""
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import TINY_SPEECH_CONFIG, free_port
+from dlapps.cli import main
+from dlapps.errors import DataError, InvalidInputError
+from dlapps_plugins.speech_recognition import ctc_decoding
+from dlapps_plugins.speech_recognition.ctc_model import ALPHABET
+from dlapps_plugins.speech_recognition.speech_data import normalize_transcript, speech_dataset
+from dlapps_plugins.speech_recognition.speech_recognition_task import SpeechRecognition
+
+
+def _log_probs(rows) -> np.ndarray:
+    """(1, frames, classes) log-probabilities from per-frame {class: probability} (the rest shared out)."""
+    classes = len(ALPHABET) + 1
+    out = np.empty((len(rows), classes))
+    for t, row in enumerate(rows):
+        out[t] = max(1 - sum(row.values()), 1e-6) / (classes - len(row))
+        for k, p in row.items():
+            out[t, k] = p
+    return np.log(out)[None].astype(np.float32)
+
+
+A, B = ALPHABET.index("a") + 1, ALPHABET.index("b") + 1
+
+
+# -- decoding -------------------------------------------------------------------------
+def test_beam_search_sums_the_paths_greedy_decoding_misses():
+    log_probs = _log_probs([{0: 0.6, A: 0.4}, {0: 0.6, A: 0.4}])  # P("") = .36, P("a") = .64
+    assert ctc_decoding.decode(log_probs, beam_width=1) == [[]]
+    assert ctc_decoding.decode(log_probs, beam_width=8) == [[A]]
+
+
+def test_alignment_finds_the_frames_of_each_character_and_repeats_need_a_blank():
+    log_probs = _log_probs([{0: 0.9}, {A: 0.9}, {A: 0.9}, {0: 0.9}, {B: 0.9}, {0: 0.9}, {B: 0.9}])
+    ids = ctc_decoding.decode(log_probs)[0]
+    assert ctc_decoding.text_of(ids) == "abb"
+    spans = ctc_decoding.align(log_probs[0], ids)
+    assert [(s, e) for s, e, _ in spans] == [(1, 3), (4, 5), (6, 7)]
+    assert all(p > 0.85 for _, _, p in spans)
+    chars = ctc_decoding.timed_characters(log_probs[0], ids, frame_seconds=0.03)
+    assert chars[0] == {"char": "a", "start": 0.03, "end": 0.09, "confidence": pytest.approx(0.9, abs=0.01)}
+
+
+def test_overlapping_windows_are_stitched_without_losing_or_repeating_words():
+    task = SpeechRecognition({"window_seconds": 8.0, "window_overlap_seconds": 2.0})
+
+    def window(words):
+        return {"text": " ".join(w for w, _ in words),
+                "words": [{"word": w, "start": t, "end": t + 0.4, "confidence": 0.9} for w, t in words]}
+
+    # window 0 covers 0-8 s, window 1 6-14 s, window 2 12-20 s; "four" at 6.8 s is heard by both of the first two
+    results = [window([("one", 1.0), ("four", 6.8), ("fi", 7.7)]),
+               window([("four", 0.8), ("five", 1.6), ("six", 5.9)]),
+               window([("six", -0.1), ("seven", 3.0)])]
+    combined = task.combine(results)
+    assert combined["text"] == "one four five six seven"
+    assert [w["start"] for w in combined["words"]] == [1.0, 6.8, 7.6, 11.9, 15.0]
+    assert task.combine([]) == {"text": "", "words": []}
+
+
+def test_transcripts_are_normalized_to_the_alphabet():
+    assert normalize_transcript("Hello, World! It's 42 — café", ALPHABET) == "hello world it's forty two cafe"
+    assert normalize_transcript("¿?", ALPHABET) == ""
+
+
+# -- data -------------------------------------------------------------------------------
+def test_the_synthesized_corpus_holds_out_test_voices(speech_corpus):
+    voices = {}
+    for split in ("train", "validation", "test"):
+        with open(speech_corpus / f"{split}.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert all((speech_corpus / row["audio"]).is_file() for row in rows)
+        voices[split] = {row["voice"].split("+", 1)[1] for row in rows}
+    assert not voices["test"] & voices["train"] and not voices["validation"] & voices["train"]
+    waveform, rate = soundfile.read(speech_corpus / "test" / "00000.flac")
+    assert rate == 16_000 and 0.3 < len(waveform) / rate < 10
+
+
+def test_default_data_is_generated_once_in_the_home_folder(tmp_path, monkeypatch):
+    from dlapps_plugins.speech_recognition import espeak_corpus
+
+    monkeypatch.setenv("DLAPPS_HOME", str(tmp_path))
+    monkeypatch.setattr(espeak_corpus, "SPLIT_SIZES", {"train": 6, "validation": 2, "test": 2})
+    dataset = SpeechRecognition().default_data()
+    assert (len(dataset.train), len(dataset.validation), len(dataset.test)) == (6, 2, 2)
+    assert "espeak-ng" in dataset.description and "never heard in training" in dataset.description
+    assert all(set(t) <= set(ALPHABET) for t in dataset.train.targets)
+    assert list(tmp_path.glob("data/speech-espeak-v*/test.csv"))
+
+
+def test_manifests_in_csv_and_jsonl_with_bad_rows_reported(tmp_path, speech_corpus, capsys):
+    rows = list(csv.DictReader(open(speech_corpus / "train.csv", encoding="utf-8")))
+    audio = [str(speech_corpus / row["audio"]) for row in rows]
+    manifest = tmp_path / "manifest.jsonl"
+    lines = [json.dumps({"path": a, "transcript": r["text"].upper(), "speaker": f"s{i % 12}"})
+             for i, (a, r) in enumerate(zip(audio, rows))]
+    lines += ['{"path": "nowhere.wav", "transcript": "lost"}', "not json", '{"path": "' + audio[0] + '"}']
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = speech_dataset(manifest, ALPHABET)
+    err = capsys.readouterr().err
+    assert "skipped 3 malformed line(s)" in err and "nowhere.wav' does not exist" in err
+    assert "not valid JSON" in err and "transcript column" in err
+    assert len(dataset.train) + len(dataset.validation) + len(dataset.test) == len(rows)
+    assert "by speaker" in dataset.description
+    assert all(t == t.lower() for t in dataset.train.targets)
+
+    with pytest.raises(DataError, match="missing: validation"):
+        folder = tmp_path / "partial"
+        folder.mkdir()
+        (folder / "train.csv").write_text("audio,text\n", encoding="utf-8")
+        (folder / "test.csv").write_text("audio,text\n", encoding="utf-8")
+        speech_dataset(folder, ALPHABET)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="which has neither"):
+        speech_dataset(tmp_path / "empty", ALPHABET)
+
+
+def test_a_librispeech_folder_is_split_by_speaker(tmp_path, speech_corpus):
+    sources = sorted((speech_corpus / "train").glob("*.flac"))
+    texts = [row["text"] for row in csv.DictReader(open(speech_corpus / "train.csv", encoding="utf-8"))]
+    for i, (source, text) in enumerate(zip(sources, texts)):
+        speaker, chapter = 100 + i % 12, 7
+        folder = tmp_path / "LibriSpeech" / "dev-clean" / str(speaker) / str(chapter)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{speaker}-{chapter}-{i:04d}.flac").write_bytes(source.read_bytes())
+        with open(folder / f"{speaker}-{chapter}.trans.txt", "a", encoding="utf-8") as handle:
+            handle.write(f"{speaker}-{chapter}-{i:04d} {text.upper()}\n")
+    dataset = speech_dataset(tmp_path / "LibriSpeech", ALPHABET)
+    speakers = {name: {path.split("/")[-3] for path in getattr(dataset, name).inputs}
+                for name in ("train", "validation", "test")}
+    assert speakers["test"] and not speakers["test"] & speakers["train"]
+    assert sum(len(s) for s in speakers.values()) == 12
+
+
+# -- the model, end to end ------------------------------------------------------------
+def test_contract_with_the_shared_harness(tmp_path, speech_corpus):
+    from dlapps.testing import run_task_test
+
+    run_task_test(SpeechRecognition, tmp_path, config=TINY_SPEECH_CONFIG, data=speech_corpus, limit=16,
+                  bad_inputs=[(str(tmp_path / "missing.wav"), InvalidInputError),
+                              (np.zeros(1600, np.float32), InvalidInputError)])
+
+
+def test_any_file_and_waveform_gives_a_transcript_and_bad_ones_a_clear_error(speech_model, tmp_path):
+    tone = (0.3 * np.sin(np.arange(48_000) / 48_000 * 2 * np.pi * 300)).astype(np.float32)
+    soundfile.write(tmp_path / "stereo48k.wav", np.stack([tone, tone], 1), 48_000, subtype="PCM_24")
+    soundfile.write(tmp_path / "8k.wav", tone[::6], 8_000, subtype="PCM_16")
+    soundfile.write(tmp_path / "clipped.flac", np.clip(tone * 8, -1, 1), 48_000)
+    soundfile.write(tmp_path / "silence.wav", np.zeros(16_000, np.int16), 16_000)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.wav").write_text("not audio")
+    for name in ("stereo48k.wav", "8k.wav", "clipped.flac", "silence.wav"):
+        result = speech_model.predict(str(tmp_path / name))
+        assert isinstance(result["text"], str) and isinstance(result["words"], list), name
+    assert speech_model.predict(str(tmp_path / "silence.wav")) == {"text": "", "words": []}
+    same = speech_model.predict((tone, 48_000))
+    assert same == speech_model.predict({"array": tone, "sampling_rate": 48_000})
+    with pytest.raises(InvalidInputError, match="expected a sample rate in Hz"):
+        speech_model.predict((tone, 48.0e9))
+    with pytest.raises(InvalidInputError, match="without a sample rate"):
+        speech_model.predict(tone)
+    for name, message in (("empty.wav", "empty (0 bytes)"), ("notes.wav", "looks like text")):
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            speech_model.predict(str(tmp_path / name))
+    with pytest.raises(InvalidInputError, match="beam_width"):
+        speech_model.predict(str(tmp_path / "8k.wav"), beam_width=0)
+
+
+def test_a_ten_minute_recording_is_cut_into_windows_with_bounded_batches(speech_model, speech_corpus, tmp_path):
+    clip, _ = soundfile.read(speech_corpus / "test" / "00000.flac", dtype="float32")
+    ten_minutes = np.resize(clip, 16_000 * 600)
+    soundfile.write(tmp_path / "long.flac", ten_minutes, 16_000)
+    pieces = speech_model.task.preprocess(str(tmp_path / "long.flac"))
+    assert len(pieces) == 100 and max(len(p) for p in pieces) == 8 * 16_000  # 8 s windows every 6 s
+    batches = []
+    forward = speech_model.forward
+    speech_model.forward = lambda batch, **options: batches.append(batch.shape) or forward(batch, **options)
+    try:
+        result = speech_model.predict([str(tmp_path / "long.flac")], batch_size=16)[0]
+    finally:
+        speech_model.forward = forward
+    assert len(batches) == 7 and max(rows for rows, _ in batches) == 16 and max(n for _, n in batches) == 128_000
+    assert all(0 <= w["start"] <= w["end"] <= 600.1 for w in result["words"])
+    assert [w["start"] for w in result["words"]] == sorted(w["start"] for w in result["words"])
+
+
+def test_cli_predict_streams_files_and_folders_resumes_and_records_bad_files(speech_model, speech_corpus, tmp_path,
+                                                                              capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for source in sorted((speech_corpus / "test").glob("*.flac"))[:3]:
+        (folder / source.name).write_bytes(source.read_bytes())
+    (folder / "zero.wav").write_bytes(b"")
+    (folder / "readme.ogg").write_text("not audio")
+    single = tmp_path / "one.wav"
+    soundfile.write(single, np.zeros(8_000, np.int16), 8_000)
+    out = tmp_path / "out.jsonl"
+    model = str(speech_model.model_dir)
+    assert main(["predict", "speech-recognition", str(single), str(folder), "--output", str(out), "--model", model,
+                 "--no-progress", "--beam-width", "4"]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 6
+    errors = {r["input"].rsplit("/", 1)[-1]: r["error"] for r in records if "error" in r}
+    assert set(errors) == {"zero.wav", "readme.ogg"} and "empty (0 bytes)" in errors["zero.wav"]
+    assert all(isinstance(r["text"], str) for r in records if "error" not in r)
+    assert main(["predict", "speech-recognition", str(single), str(folder), "--output", str(out), "--model", model,
+                 "--no-progress"]) == 0
+    assert "6 already done" in capsys.readouterr().err
+    assert main(["predict", "speech-recognition", str(tmp_path / "nothing-here"), "--model", model]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_eval_reports_wer_and_cer_in_metrics_and_model_card(speech_model, speech_corpus, capsys):
+    model = speech_model.model_dir
+    assert main(["eval", "speech-recognition", "--model", str(model)]) == 0
+    assert "WER" in capsys.readouterr().out
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert 0 <= metrics["cer"] and 0 <= metrics["wer"] and metrics["utterances"] == 8
+    assert "wer" in (model / "README.md").read_text()
+    assert main(["eval", "speech-recognition", "--model", str(model), "--data", str(speech_corpus / "train.csv"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["utterances"] == 48
+
+
+def test_speech_tab_through_the_gradio_client(speech_model):
+    from gradio_client import Client, handle_file
+
+    from dlapps.ui import task_blocks
+
+    example = speech_model.task.examples(speech_model)[0]
+    demo = task_blocks("speech-recognition", speech_model)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        text, image, words, characters = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            handle_file(example), 2, api_name="/transcribe")
+    finally:
+        demo.close()
+    assert text == speech_model.predict(example, beam_width=2)["text"]
+    assert image and len(words["data"]) == len(text.split())
+
+
+def test_spectrogram_image_marks_each_character_where_it_was_heard():
+    from dlapps_plugins.speech_recognition.speech_recognition_ui import LABEL_BAND, spectrogram_image
+
+    tone = (0.3 * np.sin(np.arange(16_000) / 16_000 * 2 * np.pi * 300)).astype(np.float32)
+    plain = spectrogram_image(tone)
+    marked = spectrogram_image(tone, [{"char": "a", "start": 0.5, "end": 0.6}])
+    assert plain.shape == marked.shape and plain.dtype == np.uint8 and plain.shape[2] == 3
+    changed = np.argwhere((plain != marked).any(axis=2))
+    assert changed.size and abs(changed[:, 1].mean() / plain.shape[1] - 0.55) < 0.05
+    assert changed[:, 0].min() < LABEL_BAND
+
+
+# -- presets ---------------------------------------------------------------------------
+def test_a_local_keras_hub_moonshine_preset_fine_tunes_and_transcribes(tmp_path, speech_corpus,
+                                                                        tiny_moonshine_preset):
+    from dlapps.testing import run_task_test
+
+    predictor = run_task_test(SpeechRecognition, tmp_path, data=speech_corpus, limit=8,
+                              preset=str(tiny_moonshine_preset), config={"max_transcript_tokens": 16})
+    assert predictor.task.config["model"] == "moonshine" and predictor.meta["training"]["preset"]
+    result = predictor.predict(str(speech_corpus / "test" / "00001.flac"))
+    assert isinstance(result["text"], str) and result["words"] == []
+    assert (predictor.model_dir / "assets" / "moonshine_preprocessor" / "tokenizer.json").is_file()
+
+
+def test_a_missing_moonshine_preset_is_a_clear_error(tmp_path, speech_corpus):
+    import dlapps
+    from dlapps.errors import PresetError
+
+    with pytest.raises(PresetError, match="Moonshine preset name"):
+        dlapps.train("speech-recognition", speech_corpus, epochs=1, preset=str(tmp_path / "no-such-preset"),
+                     out=tmp_path / "model", verbose=0)
