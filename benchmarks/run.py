@@ -208,7 +208,8 @@ def bench_speech_speed(report, minutes: int = 60, file_minutes: int = 1):
     peak = int(done.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0]) / 1024
     assert sum(1 for _ in open(output)) == minutes // file_minutes
     report.bar("speech-recognition real-time factor in batch (2 CPU cores)", wall / (minutes * 60), "<=", 0.05,
-               f"{minutes} minutes of audio in {wall:.1f} s including start-up and model load; peak RSS "
+               f"RTF {wall / (minutes * 60):.4f}: {minutes} minutes of audio in {wall:.1f} s including start-up "
+               f"and model load; peak RSS "
                f"{peak:,.0f} MiB")
 
 

@@ -280,3 +280,10 @@ def test_a_missing_moonshine_preset_is_a_clear_error(tmp_path, speech_corpus):
     with pytest.raises(PresetError, match="Moonshine preset name"):
         dlapps.train("speech-recognition", speech_corpus, epochs=1, preset=str(tmp_path / "no-such-preset"),
                      out=tmp_path / "model", verbose=0)
+
+
+def test_alignment_of_a_long_transcript_walks_back_through_every_state():
+    ids = [A, B] * 60  # 120 labels: 241 CTC states
+    log_probs = _log_probs([{k: 0.9} for i in ids for k in (i, 0)])
+    spans = ctc_decoding.align(log_probs[0], ids)
+    assert [s for s, _, _ in spans] == list(range(0, 240, 2))

@@ -61,7 +61,7 @@ def align(log_probs: np.ndarray, ids: list[int]) -> list[tuple[int, int, float]]
     path = np.empty(frames, dtype=np.int64)
     for t in range(frames - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
+        state -= int(back[t, state])
     spans = []
     for k in range(len(ids)):
         where = np.flatnonzero(path == 2 * k + 1)
