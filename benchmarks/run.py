@@ -178,6 +178,22 @@ def bench_speech(report):
     heard = [r["text"] for r in predictor.predict(list(split.inputs), beam_width=8)]
     beam = speech_metrics(list(split.targets), heard)
     report.note(f"speech-recognition with beam width 8: WER {beam['wer']:.2%}, CER {beam['cer']:.2%}")
+    recording, said = _one_long_recording(split, 300)
+    heard = predictor.predict((recording, 16_000))["text"]
+    long = speech_metrics([" ".join(said)], [heard])
+    report.note(f"speech-recognition on one {len(recording) / 16_000 / 60:.1f}-minute recording of {len(said)} test "
+                f"utterances with 0.2-1 s pauses (8 s windows, stitched): WER {long['wer']:.2%}")
+
+
+def _one_long_recording(split, count: int):
+    """The first ``count`` test utterances one after another, with pauses of 0.2 to 1 s, and their transcripts."""
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    pieces = []
+    for path in split.inputs[:count]:
+        pieces += [soundfile.read(path, dtype="float32")[0], np.zeros(int(rng.uniform(0.2, 1.0) * 16_000), np.float32)]
+    return np.concatenate(pieces), list(split.targets[:count])
 
 
 def bench_speech_speed(report, minutes: int = 60, file_minutes: int = 1):

@@ -55,8 +55,8 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None, extra=())
         elif Path(source).is_dir():
             found = sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
-                items.append((source, InvalidInputError(
-                    f"expected {task.input_kind} files ({', '.join(suffixes)}) in the directory '{source}', found none")))
+                items.append((source, InvalidInputError(f"expected {task.input_kind} files ({', '.join(suffixes)}) "
+                                                        f"in the directory '{source}', found none")))
             items += [(str(p), str(p)) for p in found]
         else:
             items.append((source, source))

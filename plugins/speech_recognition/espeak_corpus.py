@@ -2,7 +2,7 @@
 
 Every utterance is synthesized with the espeak-ng command (the Debian package)
 in one of seven English accents, one of about a hundred voice variants, a
-random speed and pitch, then augmented: silence before and after (time shift),
+random speed and pitch, with a pause between some words, then augmented: silence before and after (time shift),
 a gain from -20 to +3 dB, background noise (white, pink or brown) at 10 to 40 dB
 SNR, and on a few utterances hard clipping. Voice variants are split three ways,
 so the test split is spoken only by voices never heard in training.
@@ -24,7 +24,7 @@ import numpy as np
 from dlapps.errors import DataError
 
 #: Changing the generator changes the data: bump this so cached copies are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 4
 CORPUS_SEED = 20261123
 SAMPLE_RATE = 16_000
 
@@ -35,11 +35,15 @@ COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 #: Variants that are not voiced speech, or not speech at normal speed: left out of every split.
 EXCLUDED_VARIANTS = ("whisper", "whisperf", "fast_test")
-SPLIT_SIZES = {"train": 5000, "validation": 300, "test": 500}
+SPLIT_SIZES = {"train": 4500, "validation": 300, "test": 500}
 #: How many voice variants only the validation / test splits use.
 HELD_OUT_VARIANTS = {"validation": 8, "test": 16}
 SPEED_WPM = (125, 215)
 PITCH = (20, 80)
+#: How often a pause is put between two words, and how long it is (ms): a pause is not always a new word's
+#: cue in the data, but it must be learnt as a word boundary when utterances follow one another.
+PAUSE_PROBABILITY = 0.25
+PAUSE_MS = (150, 700)
 
 
 def sentence(rng: np.random.Generator) -> str:
@@ -74,22 +78,34 @@ def voices_by_split(variants: list[str], seed: int = CORPUS_SEED) -> dict[str, l
             "train": sorted(order[n_test + n_val:])}
 
 
+def with_pauses(rng: np.random.Generator, text: str) -> str:
+    """``text`` as espeak-ng SSML, with a pause (``<break time="..ms"/>``) between some of its words."""
+    words = text.split()
+    spoken = words[:1]
+    for word in words[1:]:
+        if rng.random() < PAUSE_PROBABILITY:
+            spoken.append(f'<break time="{int(rng.integers(*PAUSE_MS))}ms"/>')
+        spoken.append(word)
+    return " ".join(spoken)
+
+
 def synthesize(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-    """``text`` spoken by espeak-ng's ``voice`` (accent+variant), as float32 samples at 16 kHz."""
+    """``text`` (plain or SSML) spoken by espeak-ng's ``voice`` (accent+variant), as float32 samples at 16 kHz."""
     from dlapps.inputs import read_audio
 
-    result = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+    result = subprocess.run(["espeak-ng", "-m", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
                             capture_output=True, check=True)
     return read_audio(result.stdout, SAMPLE_RATE)
 
 
 def augment(rng: np.random.Generator, waveform: np.ndarray) -> np.ndarray:
     """Time shift, gain, background noise and occasional clipping."""
-    before, after = (rng.uniform(0.05, 0.6, 2) * SAMPLE_RATE).astype(int)
+    before, after = (rng.uniform(0.05, 0.35, 2) * SAMPLE_RATE).astype(int)
     x = np.concatenate([np.zeros(before, np.float32), waveform, np.zeros(after, np.float32)])
     x = x / max(float(np.abs(x).max()), 1e-4) * 10 ** (rng.uniform(-20, -1) / 20)
     if rng.random() < 0.85:
-        x = x + _noise(rng, len(x), rng.choice(["white", "pink", "brown"])) * _rms(x) * 10 ** (-rng.uniform(10, 40) / 20)
+        noise = _noise(rng, len(x), rng.choice(["white", "pink", "brown"]))
+        x = x + noise * _rms(x) * 10 ** (-rng.uniform(10, 40) / 20)  # signal-to-noise ratio 10-40 dB
     if rng.random() < 0.05:  # clipped recording: overdriven, then cut at full scale
         x = x * 10 ** (rng.uniform(6, 14) / 20)
     return np.clip(x, -1.0, 1.0).astype(np.float32)
@@ -124,7 +140,8 @@ def write_corpus(folder, sizes: dict | None = None, seed: int = CORPUS_SEED, wor
 
         def make(item):
             name, text, voice, speed, pitch, item_seed = item
-            waveform = augment(np.random.default_rng(item_seed), synthesize(text, voice, speed, pitch))
+            item_rng = np.random.default_rng(item_seed)
+            waveform = augment(item_rng, synthesize(with_pauses(item_rng, text), voice, speed, pitch))
             soundfile.write(folder / name, waveform, SAMPLE_RATE, subtype="PCM_16")
 
         with ThreadPoolExecutor(workers) as pool:
