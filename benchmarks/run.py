@@ -209,9 +209,7 @@ def bench_speech_speed(report, minutes: int = 60, file_minutes: int = 1):
         predictor = dlapps.load("speech-recognition")
     except ModelNotFoundError:
         predictor = dlapps.train("speech-recognition", verbose=0)
-    test = predictor.task.default_data().test
-    clips = [soundfile.read(path, dtype="float32")[0] for path in test.inputs[:200]]
-    speech = np.concatenate([np.concatenate([c, np.zeros(4000, np.float32)]) for c in clips])
+    speech, _ = _one_long_recording(predictor.task.default_data().test, 200)
     work = Path(tempfile.mkdtemp(prefix="dlapps-speech-speed-"))
     samples = 16_000 * 60 * file_minutes
     for i in range(minutes // file_minutes):

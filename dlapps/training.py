@@ -175,8 +175,9 @@ def make_tf_dataset(task, split, batch_size: int, shuffle: bool = False, seed: i
         ds = tf.data.Dataset.range(len(split)).map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         examples = prepare_examples(task, split)
-        if _varying_leaves(examples):
-            return _length_bucketed(examples, batch_size, shuffle, seed)
+        varying = _varying_leaves(examples)
+        if varying:
+            return _length_bucketed(examples, varying[0], batch_size, shuffle, seed)
         ds = tf.data.Dataset.from_tensor_slices(tuple(stack_inputs(list(part)) for part in zip(*examples)))
     if shuffle:
         ds = ds.shuffle(min(len(split), 10_000), seed=seed, reshuffle_each_iteration=True)
@@ -191,14 +192,13 @@ def _varying_leaves(examples) -> list[int]:
     return [k for k, column in enumerate(columns) if len({np.shape(x) for x in column}) > 1]
 
 
-def _length_bucketed(examples, batch_size: int, shuffle: bool, seed: int, buckets: int = 6):
-    """Batches of examples of similar length (the first axis of the first array whose length varies),
-    zero-padded per batch. Examples may be tuples of arrays or of dicts of arrays (model inputs by name)."""
+def _length_bucketed(examples, measured: int, batch_size: int, shuffle: bool, seed: int, buckets: int = 6):
+    """Batches of examples of similar length (the first axis of array ``measured``, in ``tf.nest.flatten``
+    order), zero-padded per batch. Examples may be tuples of arrays or of dicts of arrays (inputs by name)."""
     import tensorflow as tf
 
     structure = examples[0]
     columns = [list(c) for c in zip(*(tf.nest.flatten(example) for example in examples))]
-    measured = _varying_leaves(examples)[0]
     lengths = np.array([len(x) for x in columns[measured]])
     rows = [_ConcatenatedRows(column) for column in columns]
     ds = tf.data.Dataset.range(len(lengths))

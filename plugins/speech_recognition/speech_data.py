@@ -157,9 +157,6 @@ def read_librispeech(folder, alphabet: str) -> list[Utterance]:
 def speech_dataset(path, alphabet: str, seed: int = 0) -> Dataset:
     """Train / validation / test splits of the speech data at ``path`` (see the module docstring)."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"expected a speech manifest (.csv, .jsonl) or a folder, received '{path}', "
-                        "which does not exist")
     if path.is_dir():
         manifests = _split_manifests(path)
         if manifests:
@@ -187,8 +184,6 @@ def speech_utterances(path, alphabet: str) -> list[Utterance]:
     if any(path.rglob("*.trans.txt")):
         return read_librispeech(path, alphabet)
     manifests = sorted(p for p in path.iterdir() if p.suffix.lower() in MANIFEST_SUFFIXES)
-    if len(manifests) == 1:
-        return read_manifest(manifests[0], alphabet)
     if manifests:
         return [u for m in manifests for u in read_manifest(m, alphabet)]
     raise DataError(f"expected a folder with a manifest (.csv or .jsonl of audio,text) or LibriSpeech-style "
@@ -209,16 +204,15 @@ def _split(utterances: list[Utterance], seed: int):
     """80/10/10 by speaker when there are enough speakers (test speakers unseen), else by utterance."""
     rng = np.random.default_rng(SPLIT_SEED + seed)
     speakers = sorted({u.speaker for u in utterances if u.speaker is not None})
-    if len(speakers) >= 10 and all(u.speaker is not None for u in utterances):
-        order = [speakers[i] for i in rng.permutation(len(speakers))]
-        cut1, cut2 = (int(round(f * len(order))) for f in np.cumsum(FRACTIONS)[:2])
-        group = {s: ("train" if i < cut1 else "validation" if i < cut2 else "test") for i, s in enumerate(order)}
-        splits = {name: [u for u in utterances if group[u.speaker] == name] for name in SPLIT_NAMES}
+    by_speaker = len(speakers) >= 10 and all(u.speaker is not None for u in utterances)
+    units = speakers if by_speaker else list(range(len(utterances)))  # what is dealt out to the splits
+    cut1, cut2 = (int(round(f * len(units))) for f in np.cumsum(FRACTIONS)[:2])
+    split_of = {units[k]: ("train" if i < cut1 else "validation" if i < cut2 else "test")
+                for i, k in enumerate(rng.permutation(len(units)))}
+    splits = {name: [u for i, u in enumerate(utterances) if split_of[u.speaker if by_speaker else i] == name]
+              for name in SPLIT_NAMES}
+    if by_speaker:
         return splits, f"split 80/10/10 by speaker ({len(speakers)} speakers; test speakers are never trained on)"
-    order = rng.permutation(len(utterances))
-    cut1, cut2 = (int(round(f * len(order))) for f in np.cumsum(FRACTIONS)[:2])
-    picks = {"train": order[:cut1], "validation": order[cut1:cut2], "test": order[cut2:]}
-    splits = {name: [utterances[i] for i in sorted(idx)] for name, idx in picks.items()}
     return splits, "split 80/10/10 by utterance (fewer than 10 known speakers)"
 
 
@@ -235,7 +229,7 @@ def _sizes(splits: dict) -> str:
 
 
 def write_examples(split: Split, folder: Path, limit: int = 6) -> None:
-    """Copy a few test recordings (16-bit FLAC, named by what they say) for the UI's examples."""
+    """Copy a few test recordings (in their own format, named by what they say) for the UI's examples."""
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)

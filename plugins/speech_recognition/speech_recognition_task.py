@@ -215,10 +215,10 @@ class SpeechRecognition(dlapps.Task):
         from dlapps.inputs import AUDIO_SAMPLE_RATE
         from dlapps_plugins.speech_recognition.ctc_decoding import keep_between
 
-        window, hop = (n / AUDIO_SAMPLE_RATE for n in self._window_samples())
-        overlap = window - hop
         if self.moonshine:  # windows without overlap or timings: the transcripts one after another
             return {"text": " ".join(r["text"] for r in results if r["text"]), "words": []}
+        window, hop = (n / AUDIO_SAMPLE_RATE for n in self._window_samples())
+        overlap = window - hop
         combined = {"text": "", "words": []}
         if results and "characters" in results[0]:
             combined["characters"] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlapps.inputs import AUDIO_SAMPLE_RATE
 from dlapps.ui import model_summary, raise_for_ui
 
 #: Spectrogram image height in pixels, and the band above it where characters are written.
@@ -25,7 +26,7 @@ def spectrogram_image(waveform: np.ndarray, characters: list[dict] = (), max_wid
     image = cv2.applyColorMap(cv2.resize(gray, (width, IMAGE_HEIGHT), interpolation=cv2.INTER_LINEAR),
                               cv2.COLORMAP_MAGMA)[..., ::-1]
     image = np.concatenate([np.full((LABEL_BAND, width, 3), 255, np.uint8), image])
-    seconds = len(waveform) / 16_000
+    seconds = len(waveform) / AUDIO_SAMPLE_RATE
     for c in characters:
         if c["char"] == " ":
             continue
@@ -46,7 +47,7 @@ def speech_recognition_ui(task, predictor) -> None:
             return "", None, [], []
         with raise_for_ui():
             waveform = read_audio(audio)
-            result = predictor.predict((waveform, 16_000), beam_width=int(beam_width), characters=True)
+            result = predictor.predict((waveform, AUDIO_SAMPLE_RATE), beam_width=int(beam_width), characters=True)
         timed = result.get("characters", [])  # a Moonshine preset model has no alignment
         words = [[w["word"], w["start"], w["end"], w["confidence"]] for w in result["words"]]
         chars = [[c["char"], c["start"], c["end"], c["confidence"]] for c in timed]
