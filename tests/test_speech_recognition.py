@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,3 +288,13 @@ def test_alignment_of_a_long_transcript_walks_back_through_every_state():
     log_probs = _log_probs([{k: 0.9} for i in ids for k in (i, 0)])
     spans = ctc_decoding.align(log_probs[0], ids)
     assert [s for s, _, _ in spans] == list(range(0, 240, 2))
+
+
+def test_ui_examples_are_the_saved_recordings_in_any_audio_format(tmp_path):
+    task = SpeechRecognition()
+    assert task.examples(None) == []
+    (tmp_path / "examples").mkdir()
+    for name in ("00_yes.wav", "01_no.flac", "02_up.ogg", "notes.txt"):
+        (tmp_path / "examples" / name).write_bytes(b"x")
+    task.assets_dir = tmp_path
+    assert [Path(p).name for p in task.examples(None)] == ["00_yes.wav", "01_no.flac", "02_up.ogg"]

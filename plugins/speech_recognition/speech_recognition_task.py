@@ -252,8 +252,12 @@ class SpeechRecognition(dlapps.Task):
 
     # -- UI ----------------------------------------------------------------
     def examples(self, predictor):
+        from dlapps.task import FILE_KINDS
+
         folder = self.assets_dir
-        return sorted(str(p) for p in folder.glob("examples/*.flac")) if folder else []
+        if folder is None:
+            return []
+        return sorted(str(p) for p in folder.glob("examples/*") if p.suffix.lower() in FILE_KINDS["audio"])
 
     def ui(self, predictor):
         from dlapps_plugins.speech_recognition.speech_recognition_ui import speech_recognition_ui
