@@ -1,8 +1,8 @@
 """Image classification on its own: ``python apps/image_classification.py``."""
 
-from dlapps.ui import task_blocks
+import dlapps
 
-demo = task_blocks("image-classification")
+demo = dlapps.task_app("image-classification")
 
 if __name__ == "__main__":
     demo.launch()

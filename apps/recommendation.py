@@ -1,8 +1,8 @@
 """Recommendation on its own: ``python apps/recommendation.py``."""
 
-from dlapps.ui import task_blocks
+import dlapps
 
-demo = task_blocks("recommendation")
+demo = dlapps.task_app("recommendation")
 
 if __name__ == "__main__":
     demo.launch()

@@ -1,8 +1,8 @@
 """Speech recognition on its own: ``python apps/speech_recognition.py``."""
 
-from dlapps.ui import task_blocks
+import dlapps
 
-demo = task_blocks("speech-recognition")
+demo = dlapps.task_app("speech-recognition")
 
 if __name__ == "__main__":
     demo.launch()

@@ -4,9 +4,9 @@ Run with ``python apps/studio.py`` or ``gradio apps/studio.py`` (reload mode).
 Missing models are trained first (offline, on CPU).
 """
 
-from dlapps.ui import studio
+import dlapps
 
-demo = studio()
+demo = dlapps.studio()
 
 if __name__ == "__main__":
     demo.launch()

@@ -1,8 +1,8 @@
 """Translation on its own: ``python apps/translation.py``."""
 
-from dlapps.ui import task_blocks
+import dlapps
 
-demo = task_blocks("translation")
+demo = dlapps.task_app("translation")
 
 if __name__ == "__main__":
     demo.launch()

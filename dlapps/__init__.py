@@ -7,10 +7,11 @@ Script users::
     p = dlapps.load("image-classification")          # a Predictor
     p.predict("a.png"); p.predict([path, array, pil_image])
 
-Plugin authors subclass ``dlapps.Task`` and implement ``dlapps_register_tasks``
-with ``@dlapps.hookimpl``. Importing this package does not import TensorFlow.
+Plugin authors import everything they use from ``dlapps.plugin`` (see its
+docstring). Importing this package does not import TensorFlow.
 """
 
+from dlapps.api import evaluate, load, tasks, train
 from dlapps.errors import (
     DataError,
     DlappsError,
@@ -20,36 +21,28 @@ from dlapps.errors import (
     UnknownTaskError,
     UnsafeModelError,
 )
-from dlapps.hookspecs import hookimpl
-from dlapps.inference import Predictor, load
-from dlapps.task import Dataset, Split, Task
+from dlapps.inference import Predictor
+from dlapps.outputs import AudioOutput, FileOutput, ImageOutput
 
 __version__ = "0.1.0"
 
 
-def tasks() -> list[str]:
-    """The names of every installed task."""
-    from dlapps.host import get_host
+def studio(task_names=None, train_missing: bool = True):
+    """The Gradio studio: every installed task (or ``task_names``) as a tab."""
+    from dlapps.ui import studio as build_studio
 
-    return get_host().task_names()
-
-
-def train(task_name: str, data=None, **options) -> Predictor:
-    """Train a task (see ``dlapps.training.train`` for the options) and return its Predictor."""
-    from dlapps.training import train as _train
-
-    return _train(task_name, data, **options)
+    return build_studio(task_names, train_missing)
 
 
-def evaluate(task_name: str, model_dir=None, data=None) -> dict:
-    """Evaluate a saved model on its held-out split, or on ``data``; returns the metrics."""
-    from dlapps.training import evaluate as _evaluate
+def task_app(task_name: str):
+    """A Gradio app of one task (its model trained first if there is none)."""
+    from dlapps.ui import task_blocks
 
-    return _evaluate(task_name, model_dir, data)
+    return task_blocks(task_name)
 
 
 __all__ = [
-    "DataError", "Dataset", "DlappsError", "InvalidInputError", "ModelNotFoundError", "Predictor",
-    "PresetError", "Split", "Task", "UnknownTaskError", "UnsafeModelError", "evaluate", "hookimpl",
-    "load", "tasks", "train",
+    "AudioOutput", "DataError", "DlappsError", "FileOutput", "ImageOutput", "InvalidInputError",
+    "ModelNotFoundError", "Predictor", "PresetError", "UnknownTaskError", "UnsafeModelError", "evaluate",
+    "load", "studio", "task_app", "tasks", "train",
 ]

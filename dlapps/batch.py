@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from dlapps.errors import InvalidInputError
-from dlapps.task import FILE_KINDS
+from dlapps.inputs import FILE_KINDS
 
 
 @dataclass
@@ -61,15 +61,16 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None, extra=())
         else:
             items.append((source, source))
     if input_file:
-        items += list(read_input_file(input_file, task))
+        items += list(read_input_file(input_file, task.input_field))
     items += list(extra)
     if not items:
         raise InvalidInputError("expected at least one input (files, directories or --input FILE), received none")
     return list(dict(items).items())  # an input named twice is predicted once
 
 
-def read_input_file(path, task) -> Iterator[tuple[str, Any]]:
-    """Records of a .txt, .jsonl or .csv input list, each with a ``file:line`` id.
+def read_input_file(path, field: str = "input") -> Iterator[tuple[str, Any]]:
+    """Records of a .txt, .jsonl or .csv input list, each with a ``file:line`` id; a .jsonl or .csv
+    record's input is its ``field``.
 
     A line that is not valid UTF-8 (or not valid JSON) becomes an error record
     naming the file and line; the other lines still run.
@@ -77,7 +78,6 @@ def read_input_file(path, task) -> Iterator[tuple[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"expected an input list file, received '{path}', which does not exist")
-    field = task.input_field
     suffix = path.suffix.lower()
     if suffix == ".csv":
         yield from _read_csv(path, field)
@@ -154,15 +154,27 @@ def error_record(input_id: str, exc: BaseException) -> dict:
     return {"input": input_id, "error": str(exc), "error_type": type(exc).__name__}
 
 
+def default_output_dir(output) -> Path:
+    """Where file results go when ``--output-dir`` is not given: beside the JSONL, in a folder named
+    after it (``out.jsonl`` -> ``out_files/``), or ``dlapps-outputs/`` here without ``--output``."""
+    return Path(output).with_name(f"{Path(output).stem}_files") if output else Path("dlapps-outputs")
+
+
 def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: int = 32,
-              progress: bool = True, echo=None, options: dict | None = None) -> BatchSummary:
+              progress: bool = True, echo=None, options: dict | None = None, output_dir=None) -> BatchSummary:
     """Predict every item, appending one JSON line per input to ``output`` (or echoing to stdout).
 
-    ``options`` are the task's predict options (e.g. ``{"beam_size": 4}``).
+    ``options`` are the task's predict options (e.g. ``{"beam_size": 4}``). File
+    results (images, audio) are written under ``output_dir`` (see ``default_output_dir``),
+    and the record holds their paths relative to the JSONL file's folder.
     """
     from tqdm import tqdm
 
+    from dlapps.outputs import write_file_outputs
+
     summary = BatchSummary(output=Path(output) if output else None)
+    files_dir = Path(output_dir) if output_dir else default_output_dir(output)
+    relative_to = summary.output.parent if summary.output else Path.cwd()
     done = done_inputs(summary.output) if summary.output else set()
     todo = [(i, raw) for i, raw in items if i not in done]
     summary.skipped = len(items) - len(todo)
@@ -171,15 +183,16 @@ def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: 
     bar = tqdm(total=len(todo), unit="input", disable=not progress, file=sys.stderr)
 
     def emit(record):
-        if "error" in record:
+        line = json_line(record)
+        if _is_error(line):
             summary.failed += 1
         else:
             summary.succeeded += 1
         if sink:
-            sink.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            sink.write(line + "\n")
             sink.flush()
         else:
-            echo(record)
+            echo(json.loads(line))
         bar.update(1)
 
     ids: dict[int, str] = {}  # iter_predict numbers the inputs it receives 0, 1, 2...
@@ -195,13 +208,46 @@ def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: 
             input_id = ids.pop(index)
             if isinstance(result, Exception):
                 emit(error_record(input_id, result))
-            else:
-                emit({"input": input_id, **result})
+                continue
+            try:
+                emit({"input": input_id, **_as_record(write_file_outputs(result, files_dir, input_id, relative_to))})
+            except OSError as exc:  # a file result that cannot be written is that input's error
+                emit(error_record(input_id, exc))
     finally:
         bar.close()
         if sink:
             sink.close()
     return summary
+
+
+def json_line(record: dict) -> str:
+    """A record as one line of JSON; numpy values become plain ones. A value that is not JSON data makes
+    it the error record of its input: a task whose result is not plain data is told so, not stringified."""
+    try:
+        return json.dumps(record, ensure_ascii=False, default=_plain_value)
+    except (TypeError, ValueError) as exc:
+        return json.dumps(error_record(record.get("input"), TypeError(
+            f"the task's result is not plain JSON data ({exc}); expected dicts, lists, strings, numbers and "
+            "file outputs (ImageOutput, AudioOutput, FileOutput)")), ensure_ascii=False)
+
+
+def _is_error(line: str) -> bool:
+    return '"error_type": ' in line and json.loads(line).keys() == {"input", "error", "error_type"}
+
+
+def _plain_value(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _as_record(result) -> dict:
+    """A result as the fields of a JSON record: a dict as it is, anything else under ``result``."""
+    return result if isinstance(result, dict) else {"result": result}
 
 
 def _print_record(task, record: dict) -> None:

@@ -42,6 +42,12 @@ def _predict_task(argv: list[str]):
         return None  # the predict command reports the unknown task
 
 
+def _input_flags(task_cls) -> list:
+    from dlapps.host import get_host
+
+    return get_host().input_flags(task_cls.name)
+
+
 def build_parser(predict_task=None) -> argparse.ArgumentParser:
     """The argument parser; ``predict_task`` adds that task's predict options and input flags to ``predict``."""
     parser = argparse.ArgumentParser(prog="dlapps", description="Deep-learning applications behind one plugin host.")
@@ -80,6 +86,8 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="*", help="files and directories (or literal inputs for text tasks)")
     p.add_argument("--input", help="a .txt (one input per line), .jsonl or .csv list of inputs")
     p.add_argument("--output", help="JSONL file to append results to; a rerun skips inputs already in it")
+    p.add_argument("--output-dir", help="where file results (images as PNG, audio as WAV) are written; the JSONL "
+                                        "holds their paths (default: OUTPUT_files/ beside the JSONL)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--model", help="model directory (default: $DLAPPS_HOME/models/TASK)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -119,7 +127,7 @@ def cmd_plugins(args) -> int:
                 task = host.task_class(name)
                 print(f"  {name:<28} {task.input_kind} -> {task.output_kind}  {task.description}")
                 if task.predict_options:
-                    options = ", ".join(f"{k}={v}" for k, v in task.predict_options.items())
+                    options = ", ".join(f"{k}={v.default}" for k, v in task.predict_options.items())
                     print(f"  {'':<28} predict options: {options}")
     if not host.plugins:
         print("no plugins installed")
@@ -144,7 +152,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dlapps.training import train
+    from dlapps.api import train
 
     config = dict(_parse_setting(s) for s in args.set)
     predictor = train(args.task, args.data, epochs=args.epochs, seed=args.seed, out=args.out,
@@ -155,8 +163,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from dlapps.api import evaluate
     from dlapps.host import get_host
-    from dlapps.training import evaluate
 
     metrics = evaluate(args.task, args.model, args.data)
     print(json.dumps(metrics, indent=2) if args.json else get_host().task(args.task).format_metrics(metrics))
@@ -164,56 +172,55 @@ def cmd_eval(args) -> int:
 
 
 def _add_task_flags(parser, task) -> None:
-    """Each predict option as ``--name VALUE`` and each of the task's ``input_flags`` as ``--flag VALUE``."""
+    """Each typed predict option as ``--name VALUE`` and each input flag plugins add as ``--flag VALUE``."""
+    from dlapps.options import parse_option_text
+
     group = parser.add_argument_group(f"{task.name} options")
     taken = {option for action in parser._actions for option in action.option_strings}
-    for name, default in task.predict_options.items():
-        if f"--{name.replace('_', '-')}" not in taken:  # a clash stays reachable with --set
-            group.add_argument(f"--{name.replace('_', '-')}", dest=f"option_{name}",
-                               metavar=type(default).__name__.upper() if isinstance(default, (int, float, str))
-                               else "JSON",
-                               type=_option_type(default),
-                               help=f"predict option {name} (default {default})")
-    for flag, (metavar, text) in task.input_flags.items():
-        group.add_argument(f"--{flag.replace('_', '-')}", dest=f"inputs_{flag}", metavar=metavar, action="append",
-                           default=[], help=f"{text} (repeatable)")
+    for name, option in task.predict_options.items():
+        flag = f"--{name.replace('_', '-')}"
+        if flag in taken:  # a clash stays reachable with --set
+            continue
+        bounds = f"; {option.expected(task.default_config)}" if not callable(option.max) else ""
+        group.add_argument(flag, dest=f"option_{name}", metavar=option.type.__name__.upper(),
+                           type=_typed(parse_option_text, option),
+                           help=f"{option.help} (default {option.default}{bounds})".replace("%", "%%"))
+    for input_flag in _input_flags(task):
+        group.add_argument(f"--{input_flag.name.replace('_', '-')}", dest=f"inputs_{input_flag.name}",
+                           metavar=input_flag.metavar, action="append", default=[],
+                           help=f"{input_flag.help} (repeatable)")
+
+
+def _typed(parse, option):
+    def convert(text: str):
+        try:
+            return parse(option, text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {option.expected({})}, received {text!r}") from None
+
+    convert.__name__ = option.type.__name__  # argparse names the type in its messages
+    return convert
 
 
 def _task_flag_values(args, task) -> tuple[dict, list]:
     """(predict options, extra inputs) that the task's own flags gave."""
     options = {name: getattr(args, f"option_{name}") for name in task.predict_options
                if getattr(args, f"option_{name}", None) is not None}
-    inputs = [item for flag in task.input_flags for value in getattr(args, f"inputs_{flag}", [])
-              for item in task.cli_inputs(flag, value)]
+    inputs = [item for flag in _input_flags(task) for value in getattr(args, f"inputs_{flag.name}", [])
+              for item in flag.read(value)]
     return options, inputs
 
 
-def _option_type(default):
-    """How a flag's text becomes the option's value: like its default (bool, int, float, str), else JSON."""
-    if isinstance(default, bool):
-        return _parse_bool
-    if isinstance(default, (int, float, str)):
-        return type(default)
-    return lambda text: _parse_setting(f"value={text}")[1]
-
-
-def _parse_bool(text: str) -> bool:
-    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected true or false, received {text!r}")
-    return value
-
-
 def cmd_predict(args) -> int:
+    from dlapps.api import load
     from dlapps.batch import collect_inputs, run_batch
-    from dlapps.inference import load
 
     predictor = load(args.task, args.model)
     flagged, extra = _task_flag_values(args, predictor.task)
     options = predictor.options({**dict(_parse_setting(s) for s in args.set), **flagged})
     items = collect_inputs(predictor.task, args.sources, args.input, extra)
     summary = run_batch(predictor, items, args.output, batch_size=args.batch_size,
-                        progress=not args.no_progress, options=options)
+                        progress=not args.no_progress, options=options, output_dir=args.output_dir)
     print(summary, file=sys.stderr)
     return 1 if summary.failed and not summary.succeeded else 0
 

@@ -11,6 +11,7 @@ import importlib
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Callable
 
 import pluggy
 
@@ -18,6 +19,17 @@ from dlapps import hookspecs
 from dlapps.errors import PluginError, UnknownTaskError
 
 ENTRY_POINT_GROUP = "dlapps"
+
+
+@dataclass
+class InputFlag:
+    """A ``dlapps predict TASK`` flag that gives inputs: ``--NAME METAVAR``; ``read(value)`` gives
+    (record id, raw input) pairs."""
+
+    name: str
+    metavar: str
+    help: str
+    read: Callable[[str], list]
 
 
 @dataclass
@@ -92,7 +104,7 @@ class PluginHost:
         from dlapps.task import Task
 
         if not (isinstance(task_cls, type) and issubclass(task_cls, Task)):
-            raise PluginError(f"register() expects a subclass of dlapps.Task, received {task_cls!r}")
+            raise PluginError(f"register() expects a subclass of dlapps.plugin.Task, received {task_cls!r}")
         if not getattr(task_cls, "name", None):
             raise PluginError(f"task class {task_cls.__name__} has no `name`")
         owner = self._tasks.get(task_cls.name)
@@ -114,6 +126,16 @@ class PluginHost:
 
     def task(self, name: str):
         return self.task_class(name)()
+
+    def input_flags(self, task_name: str) -> list[InputFlag]:
+        """The flags that plugins add to ``dlapps predict TASK`` (hook ``dlapps_predict_input_flags``)."""
+        flags: list[InputFlag] = []
+
+        def add_flag(name: str, metavar: str, help: str, read: Callable[[str], list]) -> None:
+            flags.append(InputFlag(name, metavar, help, read))
+
+        self.pm.hook.dlapps_predict_input_flags(task_name=task_name, add_flag=add_flag)
+        return flags
 
     def errors(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.error]

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from dlapps.errors import DlappsError, InvalidInputError
+from dlapps.options import check_options
 from dlapps.task import Pieces
 
 
@@ -35,13 +36,15 @@ class Predictor:
 
     # -- public API ----------------------------------------------------------
     def predict(self, inputs, batch_size: int = 32, **options):
-        """One input -> one result dict; a list of inputs -> a list of result dicts.
+        """One input -> one result; a list of inputs -> a list of results.
 
-        ``options`` are the task's ``predict_options`` (e.g. ``beam_size=4``).
-        A bad input raises InvalidInputError naming it; use ``iter_predict`` to
-        get error records instead and go on.
+        Only a ``list`` is many inputs: anything else (a path, a string, an
+        array, a ``(sample_rate, waveform)`` tuple, a dict) is one. ``options``
+        are the task's predict options (e.g. ``beam_size=4``). A bad input
+        raises InvalidInputError naming it; use ``iter_predict`` to get the
+        errors in place of results and go on.
         """
-        if self.task.is_single(inputs):
+        if not isinstance(inputs, list):
             return self.predict_batch([inputs], **options)[0]
         results = []
         for index, result in self.iter_predict(inputs, batch_size=batch_size, **options):
@@ -50,10 +53,10 @@ class Predictor:
             results.append(result)
         return results
 
-    def predict_batch(self, inputs: list, **options) -> list[dict]:
+    def predict_batch(self, inputs: list, **options) -> list:
         """Predict a list small enough to be one batch; raises on the first bad input."""
         options = self.options(options)
-        prepared = [self.task.preprocess(raw) for raw in inputs]
+        prepared = [self.task.preprocess(raw, options) for raw in inputs]
         return [result for _, result in self._run(range(len(inputs)), prepared, len(inputs), options)]
 
     def iter_predict(self, inputs: Iterable, batch_size: int = 32, prefetch: int = 2, **options
@@ -70,29 +73,28 @@ class Predictor:
         batches = _chunks(enumerate(inputs), batch_size)
         pending: deque = deque()
         for chunk in itertools.islice(batches, prefetch + 1):
-            pending.append(self._submit(pool, chunk))
+            pending.append(self._submit(pool, chunk, options))
         while pending:
             indices, futures = pending.popleft()
             next_chunk = next(batches, None)
             if next_chunk is not None:
-                pending.append(self._submit(pool, next_chunk))
+                pending.append(self._submit(pool, next_chunk, options))
             prepared = [item for future in futures for item in future.result()]
             yield from self._run(indices, prepared, batch_size, options)
 
     def options(self, given: dict | None = None) -> dict:
-        """The task's predict options with ``given`` applied; an unknown name is an error."""
-        defaults = self.task.predict_options
-        unknown = sorted(set(given or {}) - set(defaults))
-        if unknown:
-            expected = ", ".join(defaults) or "none"
-            raise InvalidInputError(
-                f"unknown predict option {', '.join(map(repr, unknown))} for task {self.task.name!r}; "
-                f"expected one of: {expected}")
-        return self.task.check_options({**defaults, **(given or {})})
+        """The task's predict options with ``given`` applied, each checked; an unknown name is an error."""
+        return check_options(self.task.predict_options, given, self.task.config, self.task.name)
 
-    def forward(self, batch, **options):
+    def forward(self, batch, options: dict):
         """The model on one batch; the only step that touches the device."""
-        return self.task.forward(self.model, batch, **options)
+        return self.task.forward(self.model, batch, options)
+
+    def examples(self) -> list:
+        """The example inputs saved with the model (paths of files, or values), for UIs and docs."""
+        from dlapps.store import read_examples
+
+        return read_examples(self.model_dir) if self.model_dir else []
 
     def close(self) -> None:
         if self._pool is not None:
@@ -105,21 +107,22 @@ class Predictor:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dlapps-preprocess")
         return self._pool
 
-    def _submit(self, pool, chunk):
+    def _submit(self, pool, chunk, options: dict):
         """Preprocess a batch as a few slices in parallel: one future per slice, not per input."""
         indices = [i for i, _ in chunk]
         raws = [raw for _, raw in chunk]
         step = -(-len(raws) // min(self.workers, len(raws)))
-        return indices, [pool.submit(self._preprocess_slice, raws[i:i + step]) for i in range(0, len(raws), step)]
+        return indices, [pool.submit(self._preprocess_slice, raws[i:i + step], options)
+                         for i in range(0, len(raws), step)]
 
-    def _preprocess_slice(self, raws: list) -> list:
+    def _preprocess_slice(self, raws: list, options: dict) -> list:
         out = []
         for raw in raws:
             if isinstance(raw, Exception):  # an input found bad before it got here
                 out.append(raw)
                 continue
             try:
-                out.append(self.task.preprocess(raw))
+                out.append(self.task.preprocess(raw, options))
             except (DlappsError, ValueError, OSError, TypeError) as exc:
                 out.append(exc)
         return out
@@ -130,25 +133,25 @@ class Predictor:
         Pieces of split inputs are batched with the other inputs, at most
         ``batch_size`` model inputs per forward pass, then combined.
         """
-        rows = [(n, x) for n, item in enumerate(prepared) if not isinstance(item, Exception)
-                for x in (item if isinstance(item, Pieces) else [item])]
-        outputs = []
+        task = self.task
+        rows = [(n, x, context) for n, item in enumerate(prepared) if not isinstance(item, Exception)
+                for x, context in (item if isinstance(item, Pieces) else [item])]
+        results = []
         for start in range(0, len(rows), max(1, batch_size)):
-            chunk = [x for _, x in rows[start:start + batch_size]]
-            outputs += self._postprocess_all(self.forward(stack_inputs(chunk), **options))
+            chunk = rows[start:start + batch_size]
+            outputs = self.forward(stack_inputs([x for _, x, _ in chunk], task.pad_values), options)
+            results += [task.postprocess(_row(outputs, i), context, options) for i, (_, _, context) in
+                        enumerate(chunk)]
         by_input: dict[int, list] = {}
-        for (n, _), result in zip(rows, outputs):
+        for (n, _, _), result in zip(rows, results):
             by_input.setdefault(n, []).append(result)
         for n, (index, item) in enumerate(zip(indices, prepared)):
             if isinstance(item, Exception):
                 yield index, item
             elif isinstance(item, Pieces):
-                yield index, self.task.combine(by_input.get(n, []))
+                yield index, task.combine(by_input.get(n, []), item.context, options)
             else:
                 yield index, by_input[n][0]
-
-    def _postprocess_all(self, outputs) -> list[dict]:
-        return [self.task.postprocess(_row(outputs, i)) for i in range(_batch_len(outputs))]
 
 
 def _chunks(iterable, size):
@@ -157,22 +160,22 @@ def _chunks(iterable, size):
         yield chunk
 
 
-def stack_inputs(arrays):
+def stack_inputs(arrays, pad_values: dict | None = None):
     """Stack per-input model inputs: arrays, tuples of arrays, or dicts of arrays.
 
-    Arrays of different lengths (waveforms, token ids) are padded with zeros at
-    the end to the longest.
+    Arrays of different lengths (waveforms, token ids, boxes) are padded at the
+    end to the longest, with ``pad_values[key]`` for a dict leaf, else zeros.
     """
     first = arrays[0]
     if isinstance(first, dict):
-        return {k: pad_and_stack([a[k] for a in arrays]) for k in first}
+        return {k: pad_and_stack([a[k] for a in arrays], (pad_values or {}).get(k, 0)) for k in first}
     if isinstance(first, tuple):
-        return tuple(pad_and_stack(parts) for parts in zip(*arrays))
+        return tuple(stack_inputs(list(parts), pad_values) for parts in zip(*arrays))
     return pad_and_stack(arrays)
 
 
-def pad_and_stack(arrays) -> np.ndarray:
-    """``np.stack``, after padding each array with zeros at the end of every axis to the largest shape."""
+def pad_and_stack(arrays, pad_value=0) -> np.ndarray:
+    """``np.stack``, after padding each array with ``pad_value`` at the end of every axis to the largest shape."""
     arrays = [np.asarray(a) for a in arrays]
     shapes = {a.shape for a in arrays}
     if len(shapes) == 1:
@@ -180,7 +183,7 @@ def pad_and_stack(arrays) -> np.ndarray:
     if len({len(shape) for shape in shapes}) > 1:
         raise ValueError(f"cannot batch inputs with different numbers of axes: {sorted(shapes)}")
     largest = np.max([a.shape for a in arrays], axis=0)
-    out = np.zeros((len(arrays), *largest), dtype=np.result_type(*arrays))
+    out = np.full((len(arrays), *largest), pad_value, dtype=np.result_type(*arrays))
     for row, a in zip(out, arrays):
         row[tuple(slice(0, n) for n in a.shape)] = a
     return out
@@ -200,28 +203,3 @@ def _batch_len(outputs) -> int:
     if isinstance(outputs, (list, tuple)):
         return len(outputs[0])
     return len(outputs)
-
-
-def load(task, model_dir=None) -> Predictor:
-    """The predictor for ``task`` (a name or a Task class), from ``model_dir`` or the default location."""
-    from dlapps import runtime, store
-    from dlapps.errors import ArtifactError, ModelNotFoundError
-    from dlapps.host import get_host
-
-    task_cls = task if isinstance(task, type) else get_host().task_class(task)
-    path = Path(model_dir).expanduser() if model_dir else store.default_model_dir(task_cls.name)
-    if not store.exists(path):
-        out = f" --out {path}" if model_dir else ""
-        raise ModelNotFoundError(
-            f"no trained {task_cls.name!r} model at '{path}'; train one with: dlapps train {task_cls.name}{out}"
-        )
-    meta = store.read_meta(path)
-    if meta.get("task") != task_cls.name:
-        raise ArtifactError(
-            f"expected a model for task {task_cls.name!r}, received '{path}', a model for {meta.get('task')!r}"
-        )
-    runtime.configure()
-    instance = task_cls(meta.get("config"))
-    instance.assets_dir = path / store.ASSETS_DIR
-    model = store.load_model(path, instance.custom_objects())
-    return Predictor(instance, model, path, meta, store.read_metrics(path))

@@ -9,6 +9,12 @@ import numpy as np
 
 from dlapps.errors import InvalidInputError
 
+#: Input kinds the core reads from files, and the suffixes it looks for in folders.
+FILE_KINDS = {
+    "image": (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"),
+    "audio": (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"),
+}
+
 #: Images larger than this many pixels are refused, so memory stays bounded.
 MAX_IMAGE_PIXELS = 120_000_000
 #: Images are decoded at a reduced scale (where the format allows) down to about this long side.
@@ -24,20 +30,40 @@ def describe(raw) -> str:
     return f"a {type(raw).__name__}"
 
 
-def read_image(raw, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+class DecodedImage(np.ndarray):
+    """What ``read_image`` returns: an RGB uint8 array (H, W, 3) that knows the size of the image it came from.
+
+    Large image files are decoded at a reduced scale (at least ``DECODE_LONG_SIDE``
+    pixels on the long side); ``original_size`` is the file's (width, height) and
+    ``scale`` the factor from original pixels to these pixels (1.0, 0.5, ...), so a
+    task can map what it finds back to the original image.
+    """
+
+    def __array_finalize__(self, obj):
+        self.original_size = getattr(obj, "original_size", None)
+
+    @property
+    def scale(self) -> float:
+        width = self.original_size[0] if self.original_size else self.shape[1]
+        return self.shape[1] / width
+
+
+def read_image(raw, max_pixels: int = MAX_IMAGE_PIXELS) -> DecodedImage:
     """Any image (path, bytes, numpy array or PIL image) -> RGB uint8 array (H, W, 3).
 
     Handles grayscale, RGBA (composited on white), palette, 16-bit and float
     images. Raises InvalidInputError for anything that is not a usable image.
+    The result's ``original_size`` and ``scale`` say whether a large file was
+    decoded at a reduced size.
     """
     if isinstance(raw, (str, os.PathLike)):
         return _decode_bytes(_read_file(Path(raw), "an image file"), f"'{raw}'", max_pixels)
     if isinstance(raw, (bytes, bytearray, memoryview)):
         return _decode_bytes(bytes(raw), f"{len(raw)} bytes", max_pixels)
     if isinstance(raw, np.ndarray):
-        return _normalize_array(raw, describe(raw))
+        return _decoded(_normalize_array(raw, describe(raw)))
     if _is_pil_image(raw):
-        return _from_pil(raw)
+        return _decoded(_from_pil(raw))
     raise InvalidInputError(
         "expected an image: a file path, bytes, a numpy array (H, W[, C]) or a PIL image; "
         f"received {describe(raw)}"
@@ -84,10 +110,16 @@ def _decode_bytes(data: bytes, what: str, max_pixels: int) -> np.ndarray:
              4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduction]
     image = cv2.imdecode(buffer, flags)
     if image is None:  # formats OpenCV lacks, or a corrupt file: PIL decides
-        return _decode_with_pil(data, what)
+        return _decoded(_decode_with_pil(data, what), size)
     if image.ndim == 3 and image.shape[2] >= 3:  # OpenCV decodes to BGR(A)
         image = image[..., [2, 1, 0, *range(3, image.shape[2])]]
-    return _normalize_array(image, what)
+    return _decoded(_normalize_array(image, what), size)
+
+
+def _decoded(image: np.ndarray, original_size=None) -> DecodedImage:
+    out = image.view(DecodedImage)
+    out.original_size = tuple(original_size) if original_size else (image.shape[1], image.shape[0])
+    return out
 
 
 def _header_size(data: bytes):

@@ -4,7 +4,7 @@ An artifact is a directory::
 
     model.keras     Keras v3 format, always loaded with safe_mode=True
     task.json       task name, task config, versions, data and training facts
-    assets/         label lists, tokenizers, example inputs
+    assets/         what Task.save_state writes (label lists, tokenizers); assets/examples/: UI examples
     metrics.json    evaluation on the held-out split
     README.md       a model card
 """
@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from dlapps.errors import ArtifactError, ModelNotFoundError, UnsafeModelError
@@ -25,6 +24,8 @@ TASK_FILE = "task.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 ASSETS_DIR = "assets"
+EXAMPLES_DIR = "examples"
+EXAMPLES_FILE = "examples.jsonl"
 
 
 def home() -> Path:
@@ -52,8 +53,7 @@ def generated_data(name: str, marker: str, write) -> Path:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.replace(folder)
+        _swap_in(staging, folder)
     return folder
 
 
@@ -63,18 +63,25 @@ def exists(path) -> bool:
 
 
 def save(path, model, task, info: dict, metrics: dict, dataset=None) -> Path:
-    """Write the artifact for ``model`` atomically: the old one stays until the new one is complete."""
+    """Write the artifact for ``model`` atomically: the old one stays until the new one is complete.
+
+    The order: ``model.keras``, then ``task.save_state(assets/)``, the UI examples
+    from the test split (``assets/examples/``), ``task.json``, ``metrics.json`` and
+    the model card; then the folder is renamed into place.
+    """
     path = Path(path).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
     try:
         model.save(staging / MODEL_FILE)
         (staging / ASSETS_DIR).mkdir()
-        task.write_assets(staging / ASSETS_DIR, dataset)
+        task.save_state(staging / ASSETS_DIR)
+        if dataset is not None:
+            save_examples(task, dataset.test, staging / ASSETS_DIR / EXAMPLES_DIR)
         meta = {"task": task.name, "plugin": task.plugin, "config": task.config, **info}
         _write_json(staging / TASK_FILE, meta)
         _write_json(staging / METRICS_FILE, metrics)
-        (staging / CARD_FILE).write_text(model_card(meta, metrics), encoding="utf-8")
+        _write_text(staging / CARD_FILE, model_card(meta, metrics))
         _swap_in(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -86,16 +93,17 @@ def _swap_in(staging: Path, path: Path) -> None:
     """Replace ``path`` by ``staging`` with two renames, rolling back on failure."""
     old = None
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}-{int(time.time())}")
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent)) / "old"
         os.replace(path, old)
     try:
         os.replace(staging, path)
     except BaseException:
         if old is not None:
             os.replace(old, path)
+            old.parent.rmdir()
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 def read_meta(path) -> dict:
@@ -116,30 +124,134 @@ def read_metrics(path) -> dict:
 
 
 def update_metrics(path, metrics: dict) -> None:
-    """Merge new evaluation results into metrics.json and rewrite the model card."""
+    """Merge new evaluation results into metrics.json and rewrite the model card, each file atomically."""
     path = Path(path)
     merged = {**read_metrics(path), **metrics}
     _write_json(path / METRICS_FILE, merged)
-    (path / CARD_FILE).write_text(model_card(read_meta(path), merged), encoding="utf-8")
+    _write_text(path / CARD_FILE, model_card(read_meta(path), merged))
+
+
+def load(path, task_cls):
+    """(task, model, meta, metrics) of the artifact at ``path``, in the documented order:
+    task.json is read, the task is made from its config, ``task.load_state(assets/)`` runs
+    once, and then model.keras is loaded (safely) with the task's custom objects."""
+    path = Path(path)
+    meta = read_meta(path)
+    if meta.get("task") != task_cls.name:
+        raise ArtifactError(
+            f"expected a model for task {task_cls.name!r}, received '{path}', a model for {meta.get('task')!r}")
+    task = task_cls(meta.get("config"))
+    task.load_state(path / ASSETS_DIR)
+    model = load_model(path, task.custom_objects())
+    return task, model, meta, read_metrics(path)
 
 
 def load_model(path, custom_objects: dict | None = None):
-    """Load model.keras with safe_mode=True; code hidden in Lambda layers is refused, never run."""
+    """Load model.keras with safe_mode=True; a model with Python code in it is refused, never run."""
     import keras
 
     file = Path(path) / MODEL_FILE
     if not file.is_file():
         raise ModelNotFoundError(f"expected a model file at '{file}', found none")
+    if _has_python_code(file):
+        raise UnsafeModelError(
+            f"refused to load '{file}': it contains Python code (a Lambda layer or a lambda function) that "
+            "would run on load; dlapps only loads models with safe_mode=True. Rebuild the model without "
+            "Lambda layers, or register the custom layers with keras.saving.register_keras_serializable")
     try:
         return keras.saving.load_model(file, custom_objects=custom_objects, safe_mode=True)
-    except ValueError as exc:
-        if "safe_mode" in str(exc) or "unsafe" in str(exc).lower() or "lambda" in str(exc).lower():
-            raise UnsafeModelError(
-                f"refused to load '{file}': it contains Python code (a Lambda layer) that would run "
-                "on load; dlapps only loads models with safe_mode=True. Rebuild the model without "
-                "Lambda layers, or register the custom layers with keras.saving.register_keras_serializable"
-            ) from None
+    except (ValueError, TypeError, KeyError) as exc:
         raise ArtifactError(f"could not load '{file}': {exc}") from None
+
+
+def _has_python_code(file: Path) -> bool:
+    """Whether the model's config holds serialized Python code: a ``Lambda`` layer or a ``__lambda__``
+    function (what safe_mode refuses), found in the config's structure rather than in an error message."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(file) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"expected a Keras v3 model archive at '{file}', received one that cannot be read "
+                            f"({exc})") from None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") in ("Lambda", "__lambda__"):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+# -- examples for the UI ---------------------------------------------------------
+def save_examples(task, split, folder: Path, limit: int = 10) -> None:
+    """A few test inputs for the UI (``task.example_inputs``): images as PNG, audio as FLAC, other
+    inputs as one JSON line each. An input that cannot be read is left out."""
+    from dlapps.errors import DlappsError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    values = []
+    for index, (raw, name) in enumerate(task.example_inputs(split, limit)):
+        stem = f"{index:02d}_{_safe_name(name)}".rstrip("_")
+        try:
+            if task.input_kind == "image":
+                _write_image(folder / f"{stem}.png", raw)
+            elif task.input_kind == "audio":
+                _write_audio(folder / f"{stem}.flac", raw)
+            else:
+                values.append(raw)
+        except DlappsError:
+            continue
+    if values:
+        lines = [json.dumps(v, ensure_ascii=False, default=_plain) for v in values]
+        _write_text(folder / EXAMPLES_FILE, "\n".join(lines) + "\n")
+
+
+def read_examples(path) -> list:
+    """The examples saved with the model at ``path``: file paths (sorted), or the saved values."""
+    folder = Path(path) / ASSETS_DIR / EXAMPLES_DIR
+    if not folder.is_dir():
+        return []
+    listed = folder / EXAMPLES_FILE
+    if listed.is_file():
+        return [json.loads(line) for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(str(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _write_image(file: Path, raw) -> None:
+    from dlapps.inputs import read_image
+    from dlapps.outputs import ImageOutput
+
+    ImageOutput(read_image(raw)).save(file)
+
+
+def _write_audio(file: Path, raw) -> None:
+    import soundfile
+
+    from dlapps.inputs import AUDIO_SAMPLE_RATE, read_audio
+
+    soundfile.write(str(file), read_audio(raw), AUDIO_SAMPLE_RATE, format="FLAC")
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name))[:48]
+
+
+def _plain(value):
+    """JSON for numpy values in examples."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def model_card(meta: dict, metrics: dict) -> str:
@@ -182,6 +294,16 @@ def model_card(meta: dict, metrics: dict) -> str:
 
 
 def _write_json(file: Path, data) -> None:
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, file)
+    _write_text(file, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _write_text(file: Path, text: str) -> None:
+    """Write ``text`` to ``file`` atomically, through a temporary file of a unique name beside it."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

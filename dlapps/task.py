@@ -1,9 +1,23 @@
-"""The Task base class: the one interface every plugin implements.
+"""The Task base class: the one interface every plugin implements (contract v2).
 
-A plugin writes only what is specific to its task (the model, its data, how one
-raw input becomes model input and one model output becomes plain data, the
-field's metric and the UI). The core does the rest: runtime, training loop,
-saving, loading, batching, the CLI and the studio.
+A plugin writes only what is specific to its task; the core does the rest.
+The flow of one prediction::
+
+    model_input, context = task.preprocess(raw, options)      # in a thread pool, per input
+    outputs = task.forward(model, batch_of_model_inputs, options)  # the only step on the device
+    result = task.postprocess(output_row, context, options)   # per input, plain data
+
+``context`` is whatever postprocess must know about its input (the original
+image size, the source text, warnings): it never goes through the device.
+``preprocess`` may return ``Pieces`` (a long text's sentences, a recording's
+windows): each piece is predicted (batched with the other inputs' pieces) and
+``combine`` joins their results.
+
+State (tokenizers, vocabularies, label lists) lives in plain attributes that
+``adapt`` (before training) or ``load_preset`` set; the store calls
+``save_state(dir)`` when it saves a model and ``load_state(dir)`` once when it
+loads one, after the task is made from its config and before the Keras model is
+loaded.
 
 Keep this module, and the module that defines a Task subclass, free of
 TensorFlow imports: import Keras inside methods.
@@ -12,63 +26,26 @@ TensorFlow imports: import Keras inside methods.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
+from dlapps.data import Dataset, Split
 from dlapps.errors import PresetError
-
-#: Input kinds the core knows how to read from files, and the suffixes it looks for.
-FILE_KINDS = {
-    "image": (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"),
-    "audio": (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"),
-}
+from dlapps.inputs import FILE_KINDS  # noqa: F401  (re-exported: the input kinds read from files)
+from dlapps.options import Option, check_options
 
 
 class Pieces(list):
     """What ``Task.preprocess`` returns when one raw input becomes several model inputs.
 
-    A long text becomes its sentences, a long recording its windows. The
-    predictor runs every piece (batched with the other inputs' pieces) and gives
-    their results, in order, to ``Task.combine``. No pieces at all (an empty
-    text) is fine: ``combine([])`` gives the result.
+    Each item is a ``(model_input, piece_context)`` pair; ``context`` is about
+    the whole input and goes to ``Task.combine``. No pieces at all (an empty
+    text, a silent recording) is fine: ``combine([], context, options)`` gives
+    the result without running the model.
     """
 
-
-@dataclass
-class Split:
-    """One split of a dataset: raw inputs (paths, arrays, strings, ids) and their targets."""
-
-    inputs: Sequence[Any]
-    targets: Any = None
-    names: Sequence[str] | None = None  # how to refer to each input in reports
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def name(self, i: int) -> str:
-        return str(self.names[i]) if self.names is not None else f"#{i}"
-
-    def head(self, n: int) -> "Split":
-        """The first ``n`` examples (splits are shuffled or stratified when built)."""
-        names = None if self.names is None else self.names[:n]
-        targets = None if self.targets is None else self.targets[:n]
-        return Split(self.inputs[:n], targets, names)
-
-
-@dataclass
-class Dataset:
-    """Train, validation and test splits, plus what the model card says about them."""
-
-    train: Split
-    validation: Split
-    test: Split
-    description: str = ""
-    config: dict = field(default_factory=dict)  # task config from the data (labels, sizes); the user's --set wins
-
-    def head(self, n: int) -> "Dataset":
-        """At most ``n`` examples per split, for quick runs."""
-        return Dataset(self.train.head(n), self.validation.head(n), self.test.head(n),
-                       f"{self.description} (first {n} examples per split)", self.config)
+    def __init__(self, pairs=(), context=None):
+        super().__init__(pairs)
+        self.context = context
 
 
 class Task:
@@ -78,28 +55,29 @@ class Task:
     name: str = ""
     #: Human title for the studio tab, e.g. ``Image classification``.
     title: str = ""
-    #: One sentence for ``dlapps plugins`` and the studio.
+    #: What the default model knows, in one sentence (``dlapps plugins`` and the studio show it).
     description: str = ""
-    #: What one input is: ``image`` (read from files), ``text``, ``audio``, ``id``...
+    #: What one input is: ``image`` or ``audio`` (read from files), ``text``, ``id``...
     input_kind: str = "text"
-    #: What one output is: ``labels``, ``text``, ``ranked-items``...
+    #: What one output is: ``labels``, ``boxes``, ``text``, ``ranked-items``, ``images``...
     output_kind: str = "labels"
     #: Defaults of the task config; data and the user's options update a copy.
     default_config: dict = {}
-    #: Options of ``predict`` with their defaults (e.g. ``{"beam_size": 4}``); the CLI takes
-    #: them as ``dlapps predict --set KEY=VALUE`` and ``dlapps plugins`` lists them.
-    predict_options: dict = {}
+    #: Typed predict options, ``{name: Option(type, default, help, min=..., max=..., choices=...)}``.
+    #: The core checks them, makes ``dlapps predict`` flags and studio controls from them.
+    predict_options: dict[str, Option] = {}
     #: The field of a JSONL / CSV record that holds the input (``dlapps predict --input``).
     input_field: str = "input"
-    #: Extra ``dlapps predict`` flags that give inputs, ``{flag: (METAVAR, help)}``, e.g.
-    #: ``{"similar_to": ("ITEM", "movies like this one")}`` for ``--similar-to ITEM``; ``cli_inputs`` reads them.
-    input_flags: dict = {}
+    #: Pad values of ragged example leaves, by dict key (``{"labels": -1, "boxes": -1}``); 0 otherwise.
+    #: Used when batching examples for training and model inputs for prediction.
+    pad_values: dict = {}
     #: The Keras metric that early stopping watches.
     monitor: str = "val_loss"
     #: Filled in by the host: the plugin that registered the task.
     plugin: str = ""
-    #: Set when a saved model is loaded: its assets/ folder.
-    assets_dir = None
+    #: The task's Gradio UI: a method ``ui(self, predictor)`` that builds components inside the current
+    #: ``gr.Blocks``. None: the studio builds one from the input and output kinds.
+    ui = None
 
     def __init__(self, config: dict | None = None):
         self.config = copy.deepcopy(self.default_config)
@@ -118,9 +96,41 @@ class Task:
         """A whole folder or file of labelled data, used as one test split by ``dlapps eval --data``."""
         return self.load_data(path).test
 
+    def make_dataset(self, split: Split, training: bool, batch_size: int, seed: int = 0):
+        """The batched ``tf.data.Dataset`` that ``fit`` reads for ``split``.
+
+        The core default (``dlapps.pipeline.make_tf_dataset``) serves most tasks:
+        it makes ``training_example`` for every example, pads ragged leaves per
+        batch with ``pad_values``, shuffles and applies ``augment`` anew each
+        epoch when ``training``. Override for a pipeline of your own.
+        """
+        from dlapps.pipeline import make_tf_dataset
+
+        return make_tf_dataset(self, split, batch_size, training=training, seed=seed)
+
+    def training_example(self, raw, target):
+        """One training example: ``(model input, target)`` or ``(model input, target, sample weight)``.
+
+        The default pairs ``preprocess``'s model input with the target as it is;
+        ``target`` None (unlabelled data) gives ``(model input,)``. A
+        sequence-to-sequence task feeds the target to the decoder too.
+        """
+        model_input, _ = self.preprocess(raw, self.default_options())
+        return (model_input,) if target is None else (model_input, target)
+
+    #: Random augmentation: a method ``augment(self, example) -> example`` that changes one training
+    #: example (a tuple of tf tensors, as ``training_example`` gives it) at random. The core applies it in
+    #: the tf.data pipeline of the training split, drawn anew each epoch. None: no augmentation.
+    augment = None
+
+    def callbacks(self, defaults: list, run_dir) -> list:
+        """The Keras callbacks of training: return ``defaults`` (backup for resume, early stopping,
+        learning-rate schedule, TensorBoard) with yours added, or a list of your own."""
+        return defaults
+
     # -- model -------------------------------------------------------------
     def build_model(self, config: dict):
-        """A fresh, uncompiled ``keras.Model`` for ``config``."""
+        """A fresh, uncompiled ``keras.Model`` for ``config``; it may have its own ``train_step``."""
         raise NotImplementedError
 
     def compile_model(self, model, jit_compile: bool = False) -> None:
@@ -141,61 +151,48 @@ class Task:
         sizes the model needs (e.g. ``vocab_size``) into ``self.config``.
         """
 
-    def training_example(self, raw, target):
-        """One training example: ``(model input, target)`` or ``(model input, target, sample weight)``.
-
-        The default pairs ``preprocess(raw)`` with the target as it is; a
-        sequence-to-sequence task feeds the target to the decoder too.
-        """
-        return self.preprocess(raw), target
-
     def load_preset(self, preset: str, config: dict):
         """A model that starts from a pretrained preset (a name or a local directory)."""
         raise PresetError(f"task {self.name!r} does not support presets; received preset={preset!r}")
 
-    def write_assets(self, assets_dir, dataset: Dataset | None) -> None:
-        """Write files the saved model should carry (label lists, example inputs)."""
+    def save_state(self, folder) -> None:
+        """Write the state prediction needs besides the model (tokenizer, vocabulary) into ``folder``.
+
+        Called once when a model is saved, after ``model.keras`` is written."""
+
+    def load_state(self, folder) -> None:
+        """Read what ``save_state`` wrote. Called once when a model is loaded, before the Keras model."""
 
     def custom_objects(self) -> dict:
         """Registered Keras classes the saved model needs; import their modules here."""
         return {}
 
     # -- inference ---------------------------------------------------------
-    def is_single(self, raw) -> bool:
-        """Whether ``predict(raw)`` got one input (True) or a collection of inputs."""
-        return not isinstance(raw, (list, tuple))
+    def default_options(self) -> dict:
+        """Every predict option at its default, checked."""
+        return check_options(self.predict_options, {}, self.config, self.name)
 
-    def cli_inputs(self, flag: str, value: str) -> list:
-        """(record id, raw input) pairs for ``dlapps predict --FLAG VALUE``, one of ``input_flags``."""
-        raise NotImplementedError(f"task {self.name!r} declares the input flag {flag!r} but does not read it")
+    def preprocess(self, raw, options: dict):
+        """One raw input -> ``(model_input, context)``; or ``Pieces`` of such pairs (see ``combine``).
 
-    def check_options(self, options: dict) -> dict:
-        """Validate the predict options (all of them, defaults filled in) before any input is read.
-
-        Raise InvalidInputError saying what was expected; return the options to use.
-        """
-        return options
-
-    def preprocess(self, raw):
-        """One raw input -> one model input (an array, or a dict or tuple of arrays; no batch axis).
-
-        Return ``Pieces([...])`` to split one input into several (see ``combine``).
+        ``model_input`` is an array, or a dict or tuple of arrays, without a batch
+        axis. ``context`` is anything postprocess needs about this input.
         """
         raise NotImplementedError
 
-    def forward(self, model, batch, **options):
+    def forward(self, model, batch, options: dict):
         """The model on one batch of model inputs; the only step that touches the device.
 
-        ``options`` are ``predict_options`` as the caller set them. Override for
-        more than one call of the model per batch (e.g. a decoding loop).
+        Override for more than one call of the model per batch (a decoding or sampling loop).
         """
         return model.predict_on_batch(batch)
 
-    def postprocess(self, output) -> dict:
-        """One model output (no batch axis) -> plain JSON-able data."""
+    def postprocess(self, output, context, options: dict):
+        """One model output (no batch axis) and its input's context -> a result: plain JSON-able data,
+        with ``ImageOutput`` / ``AudioOutput`` / ``FileOutput`` values for files."""
         raise NotImplementedError
 
-    def combine(self, results: list) -> dict:
+    def combine(self, results: list, context, options: dict):
         """The result of an input that ``preprocess`` split into ``Pieces``, from its pieces' results."""
         raise NotImplementedError(f"task {self.name!r} split an input into pieces but does not combine them")
 
@@ -213,13 +210,29 @@ class Task:
 
         return json.dumps(metrics, indent=2)
 
-    # -- UI ----------------------------------------------------------------
-    def examples(self, predictor) -> list:
-        """Example inputs for the UI, e.g. paths of images saved with the model."""
-        return []
+    # -- examples for the UI -------------------------------------------------
+    def example_inputs(self, split: Split, limit: int = 8) -> list[tuple[Any, str]]:
+        """(raw input, name) pairs from the test split, saved with the model as the UI's examples.
 
-    def ui(self, predictor) -> None:
-        """Build this task's Gradio components inside the current ``gr.Blocks``."""
-        from dlapps.ui import default_task_ui
+        The default takes one input per class when the targets are class indices
+        (named after the class), else the first ``limit`` (named after their text
+        target, if any). The store writes images as PNG, audio as FLAC and
+        anything else as JSON lines.
+        """
+        import numpy as np
 
-        default_task_ui(self, predictor)
+        targets, labels = split.targets, self.config.get("labels") or []
+        if isinstance(targets, np.ndarray) and targets.ndim == 1 and targets.dtype.kind in "iu":
+            first: dict = {}
+            for i, target in enumerate(targets.tolist()):
+                first.setdefault(target, i)
+            chosen = sorted(first.values())[:limit]
+            return [(split.inputs[i], str(labels[targets[i]]) if targets[i] < len(labels) else str(targets[i]))
+                    for i in chosen]
+        count = min(limit, len(split))
+        return [(split.inputs[i], _name_of(split.target(i))) for i in range(count)]
+
+
+def _name_of(target) -> str:
+    """A text target's first words, as a name for an example; other targets give none."""
+    return "_".join(target.split()[:6]) if isinstance(target, str) else ""

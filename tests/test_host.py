@@ -10,6 +10,7 @@ import pytest
 import dlapps
 from dlapps.errors import UnknownTaskError
 from dlapps.host import PluginHost
+from dlapps.plugin import Task, hookimpl
 
 
 def test_builtin_plugin_loads_through_the_entry_point_group():
@@ -29,7 +30,7 @@ def test_unknown_task_lists_the_known_ones():
 def _plugin(name, register_body):
     module = types.ModuleType(name)
 
-    @dlapps.hookimpl
+    @hookimpl
     def dlapps_register_tasks(register):
         register_body(register)
 
@@ -37,7 +38,7 @@ def _plugin(name, register_body):
     return module
 
 
-class Good(dlapps.Task):
+class Good(Task):
     name = "good-task"
 
 
@@ -57,11 +58,11 @@ def test_a_plugin_that_raises_while_registering_is_reported_and_others_still_loa
 def test_registering_something_that_is_not_a_task_is_an_error():
     host = PluginHost(load_entry_points=False)
     host.add_plugin(_plugin("odd", lambda register: register(object)), "odd")
-    assert "expects a subclass of dlapps.Task" in host.plugins["odd"].error
+    assert "expects a subclass of dlapps.plugin.Task" in host.plugins["odd"].error
 
 
 def test_two_plugins_cannot_claim_one_task_name():
-    class Other(dlapps.Task):
+    class Other(Task):
         name = "good-task"
 
     host = PluginHost(load_entry_points=False)
@@ -87,6 +88,7 @@ def test_cli_lists_plugins_and_import_failures_without_importing_tensorflow(tmp_
         from dlapps.cli import main
         status = main(["plugins"])
         print("TF-IMPORTED" if "tensorflow" in sys.modules else "TF-NOT-IMPORTED")
+        print("GRADIO-IMPORTED" if "gradio" in sys.modules else "GRADIO-NOT-IMPORTED")
         sys.exit(status)
     """)
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
@@ -94,5 +96,5 @@ def test_cli_lists_plugins_and_import_failures_without_importing_tensorflow(tmp_
     assert "image-classification 0.1.0" in run.stdout
     assert "broken 1.0  FAILED  ImportError while importing broken_dlapps_plugin" in run.stdout
     assert "needs a library that is not installed" in run.stdout
-    assert "TF-NOT-IMPORTED" in run.stdout
+    assert "TF-NOT-IMPORTED" in run.stdout and "GRADIO-NOT-IMPORTED" in run.stdout
     assert run.returncode == 1  # a broken plugin is worth a non-zero status

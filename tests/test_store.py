@@ -50,11 +50,11 @@ def test_failed_save_leaves_the_old_model_intact(tmp_path, digits_model, monkeyp
     class Boom(RuntimeError):
         pass
 
-    def failing_write_assets(assets_dir, dataset):
-        (assets_dir / "half-written").write_text("...")
+    def failing_save_state(folder):
+        (folder / "half-written").write_text("...")
         raise Boom("disk full")
 
-    monkeypatch.setattr(digits_model.task, "write_assets", failing_write_assets)
+    monkeypatch.setattr(digits_model.task, "save_state", failing_save_state)
     with pytest.raises(Boom):
         store.save(target, digits_model.model, digits_model.task, {}, {"accuracy": 0.0})
     assert (target / "model.keras").read_bytes() == before
@@ -82,3 +82,66 @@ def test_missing_or_foreign_models(tmp_path, digits_model):
     (foreign / "task.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="a model for 'translation'"):
         dlapps.load("image-classification", foreign)
+
+
+def test_a_model_file_that_is_not_a_keras_archive_is_an_artifact_error(tmp_path, digits_model):
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_model.model_dir, broken)
+    (broken / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ArtifactError, match="expected a Keras v3 model archive"):
+        dlapps.load("image-classification", broken)
+
+
+def test_concurrent_saves_to_one_place_both_complete_and_leave_one_whole_model(tmp_path, digits_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "model"
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda n: store.save(target, digits_model.model, digits_model.task, {"note": n},
+                                           {"accuracy": n}), [0.25, 0.75]))
+    assert json.loads((target / "metrics.json").read_text())["accuracy"] in (0.25, 0.75)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "staging or old folders were left behind"
+    assert dlapps.load("image-classification", target).predict(digits_model.examples()[0])["label"]
+
+
+def test_update_metrics_rewrites_metrics_and_card_atomically(tmp_path, digits_model, monkeypatch):
+    target = tmp_path / "model"
+    shutil.copytree(digits_model.model_dir, target)
+    store.update_metrics(target, {"accuracy": 0.123})
+    assert json.loads((target / "metrics.json").read_text())["accuracy"] == 0.123
+    assert "| accuracy | 0.1230 |" in (target / "README.md").read_text()
+    card = (target / "README.md").read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "model_card", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.update_metrics(target, {"accuracy": 0.5})
+    assert (target / "README.md").read_text() == card, "an interrupted update must not leave a torn card"
+    assert not [p for p in target.iterdir() if p.name.endswith(".tmp")], "temporary files were left behind"
+
+
+def test_generated_data_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLAPPS_HOME", str(tmp_path))
+    leftover = tmp_path / "data" / "corpus"
+    leftover.mkdir(parents=True)
+    (leftover / "part.txt").write_text("from a run that died")
+
+    def failing(folder):
+        (folder / "half.txt").write_text("...")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        store.generated_data("corpus", "done.txt", failing)
+    assert sorted(p.name for p in leftover.iterdir()) == ["part.txt"]
+    assert sorted(p.name for p in leftover.parent.iterdir()) == ["corpus"]
+
+    def complete(folder):
+        (folder / "data.txt").write_text("rows")
+        (folder / "done.txt").write_text("")
+
+    folder = store.generated_data("corpus", "done.txt", complete)
+    assert sorted(p.name for p in folder.iterdir()) == ["data.txt", "done.txt"]
+    assert sorted(p.name for p in leftover.parent.iterdir()) == ["corpus"]
+    assert store.generated_data("corpus", "done.txt", failing) == folder  # complete: never rebuilt

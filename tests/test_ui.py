@@ -35,21 +35,28 @@ def running_studio(digits_model, translation_model, recommendation_model, speech
     demo.close()
 
 
-def test_gradio_client_classifies_an_example(running_studio, example_images):
+def test_gradio_client_classifies_an_example(running_studio, example_images, digits_model):
     from gradio_client import Client, handle_file
+
+    from dlapps.inputs import read_image
 
     client = Client(running_studio, verbose=False)
     label, heatmap = client.predict(handle_file(str(example_images[0])), 3, api_name="/classify")
-    assert label["label"] in [str(d) for d in range(10)]
-    assert len(label["confidences"]) == 3
-    assert heatmap  # a file path to the Grad-CAM overlay
+    expected = digits_model.predict(str(example_images[0]), top_k=3)
+    assert label["label"] == expected["label"]
+    assert [c["label"] for c in label["confidences"]] == [t["label"] for t in expected["top_k"]]
+    overlay = read_image(heatmap)  # the Grad-CAM overlay, served as an image file
+    assert min(overlay.shape[:2]) >= 256 and overlay.std() > 0
 
 
 def test_studio_without_a_model_says_how_to_train(tmp_path, monkeypatch):
+    import dlapps
+
     monkeypatch.setenv("DLAPPS_HOME", str(tmp_path))
     demo = studio(train_missing=False)
-    texts = [getattr(block, "value", "") for block in demo.blocks.values()]
-    assert any("dlapps train image-classification" in str(text) for text in texts)
+    texts = [str(getattr(block, "value", "")) for block in demo.blocks.values()]
+    for name in dlapps.tasks():
+        assert any(f"dlapps train {name}" in text for text in texts), f"the {name} tab does not say how to train"
 
 
 @pytest.mark.browser
@@ -103,29 +110,25 @@ def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model,
 
 
 def test_default_ui_serves_a_task_that_writes_none(tmp_path, monkeypatch):
-    """A plugin without ui() gets components from its kinds (text in, labels out), usable by the client."""
+    """A plugin without ui() gets components from its kinds (text in, labels out) and a control per
+    predict option, usable by the client."""
     import importlib
-
-    from gradio_client import Client
 
     import dlapps
     from dlapps.scaffold import new_plugin
+    from dlapps.testing import gradio_client
     from dlapps.ui import task_blocks
 
     package = new_plugin("tiny-text", tmp_path)
     monkeypatch.syspath_prepend(str(package))
     task_cls = importlib.import_module("dlapps_tiny_text").TinyTextTask
     predictor = dlapps.train(task_cls, epochs=2, out=tmp_path / "model", verbose=0)
-    demo = task_blocks("tiny-text", predictor)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        result = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            "the film was great and fun", api_name="/tiny_text")
-    finally:
-        demo.close()
-    assert result["label"] in ("negative", "positive")
-    assert {c["label"] for c in result["confidences"]} == {"negative", "positive"}
+    with gradio_client(task_blocks("tiny-text", predictor)) as client:
+        result = client.predict("the film was great and fun", 1, api_name="/tiny_text")
+        both = client.predict("the film was great and fun", 2, api_name="/tiny_text")
+    expected = predictor.predict("the film was great and fun", top_k=2)
+    assert result["label"] == expected["label"] and len(result["confidences"]) == 1
+    assert [c["label"] for c in both["confidences"]] == [t["label"] for t in expected["top_k"]]
 
 
 @pytest.mark.browser
@@ -165,7 +168,7 @@ def test_pick_a_user_in_the_browser_and_see_why_each_movie_is_recommended(runnin
 
 @pytest.mark.browser
 def test_upload_speech_in_the_browser_and_see_transcript_and_spectrogram(running_studio, speech_model):
-    example = speech_model.task.examples(speech_model)[0]
+    example = speech_model.examples()[0]
     expected = speech_model.predict(example)["text"]
     with studio_page(running_studio, "Speech recognition") as page:
         page.locator("#speech-recognition-input input[type=file]").set_input_files(example)

@@ -1,0 +1,12 @@
+"""Keras pieces that every task's model needs the same way."""
+
+from __future__ import annotations
+
+
+def float32_output(units: int, activation=None, name: str = "outputs"):
+    """The model's output layer, computed in float32 even under a mixed-precision policy, so that
+    softmax, logits for a loss and scores stay exact (the dtype policy the runtime picks on GPUs is
+    float16 or bfloat16 for every other layer)."""
+    import keras
+
+    return keras.layers.Dense(units, activation=activation, dtype="float32", name=name)

@@ -1,0 +1,49 @@
+"""The plugin API: everything a dlapps plugin may use, in one place.
+
+A plugin imports only from here (an import-linter contract in the tests keeps
+it so), which is what lets the core change behind it::
+
+    from dlapps.plugin import Dataset, InvalidInputError, Option, Split, Task, hookimpl
+
+    class Sentiment(Task):
+        name = "sentiment"
+        ...
+
+    @hookimpl
+    def dlapps_register_tasks(register):
+        register(Sentiment)
+
+Importing this module does not import TensorFlow or Gradio.
+"""
+
+from dlapps.data import Dataset, Split, split_dataset, split_indices
+from dlapps.errors import DataError, DlappsError, InvalidInputError, PresetError
+from dlapps.hookspecs import hookimpl
+from dlapps.inputs import (
+    AUDIO_SAMPLE_RATE,
+    FILE_KINDS,
+    DecodedImage,
+    check_rows,
+    read_audio,
+    read_image,
+    report_skipped,
+    resize_image,
+)
+from dlapps.batch import read_input_file, read_text_lines
+from dlapps.inference import stack_inputs
+from dlapps.layers import float32_output
+from dlapps.options import Option
+from dlapps.outputs import AudioOutput, FileOutput, ImageOutput
+from dlapps.presets import from_preset, load_preprocessor, save_preprocessor
+from dlapps.store import generated_data
+from dlapps.task import Pieces, Task
+from dlapps.ui import model_summary, option_control, raise_for_ui
+
+__all__ = [
+    "AUDIO_SAMPLE_RATE", "AudioOutput", "DataError", "Dataset", "DecodedImage", "DlappsError", "FILE_KINDS",
+    "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Pieces", "PresetError", "Split", "Task",
+    "check_rows", "float32_output", "from_preset", "generated_data", "hookimpl", "load_preprocessor",
+    "model_summary", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
+    "read_text_lines", "report_skipped", "resize_image", "save_preprocessor", "split_dataset", "split_indices",
+    "stack_inputs",
+]
