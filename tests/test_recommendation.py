@@ -137,9 +137,30 @@ def test_a_user_with_one_interaction_is_trained_on_but_not_evaluated(tmp_path):
 def test_contract(tmp_path, movielens_folder):
     from dlapps.testing import run_task_test
 
+    user = str(Recommendation().load_data(str(movielens_folder)).test.inputs[0]["user"])
     run_task_test(Recommendation, tmp_path, config=TINY_RECOMMENDATION_CONFIG, data=str(movielens_folder),
                   bad_inputs=[("abc", InvalidInputError), ({"similar_to": 10**9}, InvalidInputError),
-                              (None, InvalidInputError), ({"history": [10**9]}, InvalidInputError)])
+                              (None, InvalidInputError), ({"history": [10**9]}, InvalidInputError)],
+                  ui_call=("/recommend", [user, 5]))
+
+
+def test_an_untrained_task_says_to_train_or_load_a_model():
+    task = Recommendation()
+    assert task.knowledge is None
+    with pytest.raises(InvalidInputError, match="train it or load a model"):
+        task.preprocess(1, {"k": 10, "exclude_seen": True})
+
+
+def test_the_query_goes_to_the_context_and_only_what_the_model_scores_with_to_the_model(recommendation_model):
+    task = recommendation_model.task
+    user = int(task.knowledge.known.users[0])
+    model_input, context = task.preprocess(user, task.default_options())
+    assert set(model_input) == {"mode", "user", "history", "seen", "item"}
+    assert context == {"mode": 0, "query": user, "known": True,
+                       "history_length": len(task.knowledge.known.items_of(user))}
+    movie = int(task.knowledge.catalogue.ids[0])
+    _, context = task.preprocess({"similar_to": str(movie)}, task.default_options())
+    assert context["query"] == movie and context["mode"] == 1
 
 
 def test_recommendations_for_a_known_user(recommendation_model):
@@ -222,14 +243,32 @@ def test_evaluation_reports_the_model_and_the_popularity_baseline_by_the_same_co
     assert metrics["users_evaluated"] == len(data.test)
 
 
-def test_evaluation_of_many_users_takes_an_even_sample(recommendation_model):
+def test_evaluation_of_many_users_takes_an_even_sample(recommendation_model, monkeypatch):
     from dlapps_plugins.recommendation.ranking_metrics import evaluate_rankings
 
-    task = recommendation_model.task
+    task, model = recommendation_model.task, recommendation_model.model
     split = task.load_data(recommendation_model.meta["data"]["source"]).test
-    sampled = evaluate_rankings(task, recommendation_model.model, split, max_users=10)
-    assert sampled["users_evaluated"] == 10
-    assert evaluate_rankings(task, recommendation_model.model, split.head(10)) != sampled  # not just the first 10
+    users = [query["user"] for query in split.inputs]
+    assert len(split) > 50
+
+    evaluated = []  # the users each evaluation scores, in order
+    preprocess = task.preprocess
+    monkeypatch.setattr(task, "preprocess", lambda raw, options: (evaluated.append(raw["user"]),
+                                                                  preprocess(raw, options))[1])
+    sampled = evaluate_rankings(task, model, split, max_users=10)
+    chosen = list(evaluated)
+    assert sampled["users_evaluated"] == 10 and len(set(chosen)) == 10
+    # Spread over the whole split in its order, evenly: the first and the last user, equal steps between.
+    positions = [users.index(user) for user in chosen]
+    assert positions == sorted(positions) and positions[0] == 0 and positions[-1] == len(split) - 1
+    steps = np.diff(positions)
+    assert steps.max() - steps.min() <= 1 and steps.min() >= (len(split) - 1) // 9
+    # Deterministic: the same users and the same figures again.
+    evaluated.clear()
+    assert evaluate_rankings(task, model, split, max_users=10) == sampled and evaluated == chosen
+    # The sampled figures are those of exactly these users.
+    assert evaluate_rankings(task, model, split.take(positions)) == sampled
+    assert evaluate_rankings(task, model, split.head(10))["users_evaluated"] == 10
 
 
 def test_reloaded_model_ranks_the_same(recommendation_model):
@@ -239,6 +278,9 @@ def test_reloaded_model_ranks_the_same(recommendation_model):
     users = [int(u) for u in recommendation_model.task.knowledge.known.users[:20]]
     assert again.predict(users, k=5) == recommendation_model.predict(users, k=5)
     assert (recommendation_model.model_dir / "assets" / "histories.npz").is_file()
+    examples = again.examples()  # the UI's examples: test users' ids
+    assert examples and all(isinstance(user, int) and user in again.task.knowledge.known for user in examples)
+    assert again.predict(examples[0])["known_user"]
 
 
 # -- command line and UI ------------------------------------------------------------------
@@ -265,6 +307,17 @@ def test_cli_predict_users_file_similar_to_and_resume(recommendation_model, tmp_
     assert "1 succeeded, 0 failed, 5 already done" in capsys.readouterr().err
     assert main(["predict", "recommendation", str(users[0]), "--k", "0"]) == 2
     assert "expected k to be an integer from 1 to" in capsys.readouterr().err
+
+
+def test_cli_predict_help_lists_the_recommendation_input_flags(capsys):
+    from dlapps.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", "recommendation", "--help"])
+    assert exit.value.code == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--users FILE user ids to recommend for" in printed and "--similar-to ITEM a movie id" in printed
+    assert "--k INT how many movies to return" in printed
 
 
 def test_cli_eval_prints_model_against_popularity(recommendation_model, capsys):
@@ -294,16 +347,10 @@ def test_cli_train_on_ml100k_files(tmp_path, capsys):
 
 
 def test_gradio_client_recommends_and_finds_similar_movies(recommendation_model):
-    from gradio_client import Client
-
-    from conftest import free_port
+    from dlapps.testing import gradio_client
     from dlapps.ui import task_blocks
 
-    demo = task_blocks("recommendation", recommendation_model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    with gradio_client(task_blocks("recommendation", recommendation_model)) as client:
         user = str(int(recommendation_model.task.knowledge.known.users[0]))
         status, history, results = client.predict(user, 4, api_name="/recommend")
         assert f"User {user}" in status and len(results["data"]) == 4 and history["data"]
@@ -313,5 +360,3 @@ def test_gradio_client_recommends_and_finds_similar_movies(recommendation_model)
         movie = str(int(recommendation_model.task.knowledge.catalogue.ids[0]))
         title, similar = client.predict(movie, 3, api_name="/similar")
         assert "most like" in title and len(similar["data"]) == 3
-    finally:
-        demo.close()

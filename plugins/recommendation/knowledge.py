@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.errors import InvalidInputError
+from dlapps.plugin import InvalidInputError
 from dlapps_plugins.recommendation.movielens_data import Catalogue, Histories
 
 ITEMS_FILE = "items.csv"
@@ -86,29 +86,29 @@ class Knowledge:
         return (self.train_counts + tie_break) / max(1, self.train_counts.sum())
 
     # -- files ----------------------------------------------------------------------
-    def save(self, assets_dir) -> None:
-        assets_dir = Path(assets_dir)
-        with open(assets_dir / ITEMS_FILE, "w", encoding="utf-8", newline="") as handle:
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        with open(folder / ITEMS_FILE, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["movieId", "title", "genres", "train_count"])
             for i, (item, title, genres) in enumerate(zip(self.catalogue.ids, self.catalogue.titles,
                                                           self.catalogue.genres), start=1):
                 writer.writerow([int(item), title, "|".join(genres), int(self.train_counts[i])])
         known = self.known
-        np.savez_compressed(assets_dir / HISTORIES_FILE, users=known.users, ends=known.ends, items=known.items,
+        np.savez_compressed(folder / HISTORIES_FILE, users=known.users, ends=known.ends, items=known.items,
                             times=known.times, ratings=known.ratings)
 
     @classmethod
-    def load(cls, assets_dir) -> "Knowledge":
-        assets_dir = Path(assets_dir)
+    def load(cls, folder) -> "Knowledge":
+        folder = Path(folder)
         ids, titles, genres, counts = [], [], [], [0]
-        with open(assets_dir / ITEMS_FILE, encoding="utf-8", newline="") as handle:
+        with open(folder / ITEMS_FILE, encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 ids.append(int(row["movieId"]))
                 titles.append(row["title"])
                 genres.append([g for g in row["genres"].split("|") if g])
                 counts.append(int(row["train_count"]))
-        with np.load(assets_dir / HISTORIES_FILE) as data:
+        with np.load(folder / HISTORIES_FILE) as data:
             ends = data["ends"]
             known = Histories(data["users"], np.concatenate([[0], ends[:-1]]), ends, data["items"], data["times"],
                               data["ratings"])

@@ -27,10 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps import Dataset, Split
-from dlapps.batch import read_text_lines
-from dlapps.errors import DataError
-from dlapps.inputs import check_rows, report_skipped
+from dlapps.plugin import DataError, Dataset, Split, check_rows, read_text_lines, report_skipped
 
 MIN_INTERACTIONS = 50
 RATING_RANGE = (0.5, 5.0)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from dlapps.errors import InvalidInputError
+from dlapps.plugin import InvalidInputError
 
 QUERY_KEYS = ("user", "history", "similar_to")
 
@@ -59,11 +59,11 @@ def parse_id(raw, what: str) -> int:
                             f"{type(raw).__name__} {str(raw)[:60]!r}")
 
 
-def ranked_result(knowledge, output) -> dict:
-    """One row of ``forward``'s output as plain data."""
+def ranked_result(knowledge, output, context) -> dict:
+    """One row of ``forward``'s output (the ranked movies) and its query's ``context`` as plain data."""
     from dlapps_plugins.recommendation.recommendation_task import POPULAR, SIMILAR
 
-    mode, catalogue = int(output["mode"]), knowledge.catalogue
+    mode, catalogue = context["mode"], knowledge.catalogue
     items = []
     for index, score, because, similarity in zip(output["items"], output["scores"], output["because"],
                                                  output["because_similarity"]):
@@ -75,11 +75,11 @@ def ranked_result(knowledge, output) -> dict:
             entry["because_you_watched"] = {**catalogue.describe(because), "similarity": round(float(similarity), 4)}
         items.append(entry)
     if mode == SIMILAR:
-        return {"similar_to": catalogue.describe(catalogue.index(int(output["query"]))), "items": items}
-    query = int(output["query"])
-    result = {"user": None if query == -1 else query, "known_user": bool(output["known"]),
-              "cold_start": mode == POPULAR, "history_length": int(output["history_length"]), "items": items}
+        return {"similar_to": catalogue.describe(catalogue.index(context["query"])), "items": items}
+    user = context["query"]
+    result = {"user": user, "known_user": context["known"], "cold_start": mode == POPULAR,
+              "history_length": context["history_length"], "items": items}
     if mode == POPULAR:
-        who = "this user is not in the training data" if query != -1 else "no user was given"
+        who = "this user is not in the training data" if user is not None else "no user was given"
         result["reason"] = f"{who} and has no history: these are the most popular movies"
     return result

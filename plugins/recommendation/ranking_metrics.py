@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.inference import stack_inputs
+from dlapps.plugin import stack_inputs
 
 K = 10
 RANKERS = {"model": False, "popularity": True}  # name -> score by popularity
@@ -21,12 +21,13 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
     import keras_rs
 
     if len(split) > max_users:
-        split = _every_nth(split, max_users)
+        split = split.take(even_sample(len(split), max_users))
 
     metrics = {name: {f"recall_at_{K}": keras_rs.metrics.RecallAtK(k=K, shuffle_ties=False),
                       f"ndcg_at_{K}": keras_rs.metrics.NDCG(k=K),
                       "mrr": keras_rs.metrics.MeanReciprocalRank(shuffle_ties=False)} for name in RANKERS}
-    catalogue, evaluated, dropped = task.knowledge.catalogue, 0, 0
+    catalogue, evaluated, dropped = task.require_knowledge().catalogue, 0, 0
+    options = task.default_options()
     for start in range(0, len(split), batch_size):
         queries, relevant = [], []
         for query, targets in zip(split.inputs[start:start + batch_size], split.targets[start:start + batch_size]):
@@ -38,7 +39,7 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
                 relevant.append(wanted[wanted > 0])
         if not queries:
             continue
-        batch = stack_inputs([task.preprocess(q) for q in queries])
+        batch = stack_inputs([task.preprocess(q, options)[0] for q in queries])
         truth = np.zeros((len(queries), len(catalogue) + 1), np.float32)
         for row, wanted in enumerate(relevant):
             truth[row, wanted] = 1.0
@@ -58,11 +59,9 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
     return result
 
 
-def _every_nth(split, count: int):
-    from dlapps import Split
-
-    rows = np.linspace(0, len(split) - 1, count).astype(int)
-    return Split([split.inputs[int(i)] for i in rows], [split.targets[int(i)] for i in rows])
+def even_sample(size: int, count: int) -> np.ndarray:
+    """``count`` positions spread evenly over ``0 .. size - 1``, first and last included; always the same."""
+    return np.linspace(0, size - 1, count).astype(np.int64)
 
 
 def format_ranking_metrics(metrics: dict) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import dlapps
-from dlapps.errors import InvalidInputError
+from dlapps.plugin import InvalidInputError, Option, Task
 
 #: What ``preprocess`` makes of a query: a user's recommendations, a movie's look-alikes, or the popular movies.
 USER, SIMILAR, POPULAR = 0, 1, 2
 
 
-class Recommendation(dlapps.Task):
+class Recommendation(Task):
     name = "recommendation"
     title = "Recommendation"
     description = ("A user (or a movie) in, a ranked list of movies out: two-tower retrieval with "
@@ -19,14 +18,10 @@ class Recommendation(dlapps.Task):
     input_kind = "id"
     output_kind = "ranked-items"
     input_field = "user"
-    input_flags = {
-        "users": ("FILE", "user ids to recommend for: a .txt (one per line), .jsonl or .csv (field \"user\")"),
-        "similar_to": ("ITEM", "a movie id: recommend the movies most like it"),
-    }
     monitor = "val_loss"
     predict_options = {
-        "k": 10,                # how many movies to return
-        "exclude_seen": True,   # leave out movies the user has already watched
+        "k": Option(int, 10, "how many movies to return", min=1, max=lambda config: config["n_items"]),
+        "exclude_seen": Option(bool, True, "leave out movies the user has already watched"),
     }
     default_config = {
         "n_users": 0,             # set from the data
@@ -48,7 +43,9 @@ class Recommendation(dlapps.Task):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self._knowledge = None
+        #: What the model knows besides its weights (movies, users' histories, popularity): set by ``adapt``
+        #: when training, by ``load_state`` when a saved model is loaded.
+        self.knowledge = None
         self._item_vectors = {}
 
     # -- data --------------------------------------------------------------
@@ -70,31 +67,34 @@ class Recommendation(dlapps.Task):
                 "validation_per_user": int(self.config["validation_per_user"])}
 
     # -- what the model knows: movies, users and their histories -------------
-    @property
-    def knowledge(self):
-        if self._knowledge is None:
-            from dlapps_plugins.recommendation.knowledge import Knowledge
-
-            if self.assets_dir is None:
-                raise InvalidInputError("this recommendation task knows no movies yet: train it or load a model")
-            self._knowledge = Knowledge.load(self.assets_dir)
-        return self._knowledge
+    def require_knowledge(self):
+        """The task's knowledge; a clear error when there is none (neither trained nor loaded)."""
+        if self.knowledge is None:
+            raise InvalidInputError("this recommendation task knows no movies yet: train it or load a model")
+        return self.knowledge
 
     def adapt(self, dataset):
         from dlapps_plugins.recommendation.knowledge import Knowledge
 
-        self._knowledge = Knowledge.from_dataset(dataset)
-        self.config.update(self._knowledge.sizes())
+        self.knowledge = Knowledge.from_dataset(dataset)
+        self.config.update(self.knowledge.sizes())
 
-    def write_assets(self, assets_dir, dataset):
-        self.knowledge.save(assets_dir)
+    def save_state(self, folder):
+        self.require_knowledge().save(folder)
+
+    def load_state(self, folder):
+        from dlapps_plugins.recommendation.knowledge import Knowledge
+
+        self.knowledge = Knowledge.load(folder)
+        self._item_vectors = {}
 
     # -- model -------------------------------------------------------------
     def build_model(self, config):
         from dlapps_plugins.recommendation.two_tower_model import build_two_tower, set_item_tables
 
+        knowledge = self.require_knowledge()
         model = build_two_tower(config)
-        set_item_tables(model, self.knowledge.genre_table(config["genres"]), self.knowledge.sampling_probability())
+        set_item_tables(model, knowledge.genre_table(config["genres"]), knowledge.sampling_probability())
         return model
 
     def compile_model(self, model, jit_compile=False):
@@ -112,7 +112,7 @@ class Recommendation(dlapps.Task):
                 "InBatchSoftmax": m.InBatchSoftmax}
 
     def training_example(self, raw, target):
-        knowledge = self.knowledge
+        knowledge = self.require_knowledge()
         history = knowledge.catalogue.indices(raw["history"][-self.config["history_length"]:])
         x = {"user": np.int32(knowledge.user_index(raw["user"])),
              "history": _left_pad(history, self.config["history_length"]),
@@ -120,32 +120,20 @@ class Recommendation(dlapps.Task):
         return x, x["item"]
 
     # -- inference ---------------------------------------------------------
-    def cli_inputs(self, flag, value):
-        if flag == "users":
-            from dlapps.batch import read_input_file
+    def preprocess(self, raw, options):
+        """A query -> (what the model scores with, what postprocess reports about the query).
 
-            return list(read_input_file(value, self))
-        return [(f"similar-to:{value}", {"similar_to": value})]
-
-    def is_single(self, raw):
-        return not isinstance(raw, (list, tuple, np.ndarray))
-
-    def check_options(self, options):
-        k, n_items = options["k"], self.config["n_items"]
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
-            raise InvalidInputError(f"expected k to be an integer from 1 to {n_items} (the movies in the "
-                                    f"catalogue), received k={k!r}")
-        return options
-
-    def preprocess(self, raw):
+        The model input holds only what ``score_matrix`` reads (mode, user, history, seen, item);
+        the query id, the history's length and whether the user is known go to the context.
+        """
         from dlapps_plugins.recommendation.queries import parse_query
 
         query = parse_query(raw)
-        knowledge, length = self.knowledge, self.config["history_length"]
+        knowledge, length = self.require_knowledge(), self.config["history_length"]
         if "similar_to" in query:
             item = knowledge.item_index(query["similar_to"])
-            return self._model_input(SIMILAR, query["similar_to"], 0, np.zeros(length, np.int32), [item], item,
-                                     known=True, history_length=0)
+            return (self._model_input(SIMILAR, 0, np.zeros(length, np.int32), [item], item),
+                    {"mode": SIMILAR, "query": query["similar_to"], "known": True, "history_length": 0})
         user = query.get("user")
         if "history" in query:
             history = knowledge.history_indices(query["history"])
@@ -154,13 +142,13 @@ class Recommendation(dlapps.Task):
         user_index = knowledge.user_index(user) if user is not None else 0
         mode = USER if user_index or len(history) else POPULAR
         seen = history[-self.config["max_seen"]:]
-        return self._model_input(mode, -1 if user is None else user, user_index, _left_pad(history, length), seen, 0,
-                                 known=bool(user_index), history_length=len(history))
+        return (self._model_input(mode, user_index, _left_pad(history, length), seen, 0),
+                {"mode": mode, "query": user, "known": bool(user_index), "history_length": len(history)})
 
-    def _model_input(self, mode, query, user, history, seen, item, known, history_length) -> dict:
-        return {"mode": np.int32(mode), "query": np.int64(query), "user": np.int32(user), "history": history,
+    def _model_input(self, mode, user, history, seen, item) -> dict:
+        return {"mode": np.int32(mode), "user": np.int32(user), "history": history,
                 "seen": _left_pad(np.unique(np.asarray(seen, np.int32)), self.config["max_seen"]),
-                "item": np.int32(item), "history_length": np.int32(history_length), "known": np.bool_(known)}
+                "item": np.int32(item)}
 
     def score_matrix(self, model, batch, exclude_seen=True, popularity=False):
         """Scores of every movie for every query of ``batch``: (queries, movies + 1), column 0 is padding.
@@ -175,11 +163,13 @@ class Recommendation(dlapps.Task):
         users = mode == USER
         if users.any() and not popularity:
             user_tower = model.get_layer("user_tower")
-            queries[users] = np.asarray(user_tower.predict_on_batch(
-                {"user": batch["user"][users], "history": batch["history"][users]}))
+            # A direct call, not predict_on_batch: under MirroredStrategy (a model trained on several devices)
+            # predict_on_batch runs the whole batch on every replica and returns replicas x batch rows.
+            asked = {"user": batch["user"][users], "history": batch["history"][users]}
+            queries[users] = np.asarray(user_tower(asked, training=False))
         scores = queries @ items.T
         cold = np.ones_like(users) if popularity else mode == POPULAR
-        scores[cold] = self.knowledge.popularity_share()[None, :]
+        scores[cold] = self.require_knowledge().popularity_share()[None, :]
         scores[:, 0] = -np.inf
         if exclude_seen:
             np.put_along_axis(scores, batch["seen"].astype(np.int64), -np.inf, axis=1)
@@ -198,14 +188,14 @@ class Recommendation(dlapps.Task):
             self._item_vectors = {id(model): vectors}
         return self._item_vectors[id(model)]
 
-    def forward(self, model, batch, k=10, exclude_seen=True):
-        scores = self.score_matrix(model, batch, exclude_seen=bool(exclude_seen))
+    def forward(self, model, batch, options):
+        k = options["k"]
+        scores = self.score_matrix(model, batch, exclude_seen=options["exclude_seen"])
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         because, similarity = self._because(model, top, batch["history"])
-        return {**{key: batch[key] for key in ("mode", "query", "history_length", "known")},
-                "items": top, "scores": np.take_along_axis(scores, top, axis=1), "because": because,
+        return {"items": top, "scores": np.take_along_axis(scores, top, axis=1), "because": because,
                 "because_similarity": similarity}
 
     def _because(self, model, top, history):
@@ -217,10 +207,10 @@ class Recommendation(dlapps.Task):
         watched = np.take_along_axis(np.broadcast_to(history[:, None, :], similarity.shape), best, axis=2)
         return watched[..., 0], np.take_along_axis(similarity, best, axis=2)[..., 0]
 
-    def postprocess(self, output):
+    def postprocess(self, output, context, options):
         from dlapps_plugins.recommendation.queries import ranked_result
 
-        return ranked_result(self.knowledge, output)
+        return ranked_result(self.require_knowledge(), output, context)
 
     def summarize(self, result):
         head = (f"like {result['similar_to']['title']}" if "similar_to" in result
@@ -238,8 +228,10 @@ class Recommendation(dlapps.Task):
         return format_ranking_metrics(metrics)
 
     # -- UI ----------------------------------------------------------------
-    def examples(self, predictor):
-        return [int(u) for u in self.knowledge.known.users[:5]]
+    def example_inputs(self, split, limit=8):
+        """A few test users' ids (the default would save whole queries with their histories)."""
+        users = [int(split.inputs[i]["user"]) for i in range(min(limit, len(split)))]
+        return [(user, str(user)) for user in users]
 
     def ui(self, predictor):
         from dlapps_plugins.recommendation.recommendation_ui import recommendation_ui

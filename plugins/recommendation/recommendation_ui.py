@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime
 
-from dlapps.ui import model_summary, raise_for_ui
+from dlapps.plugin import model_summary, raise_for_ui
 
 #: Dropdowns list at most this many users / movies; any other id can still be typed in.
 MAX_CHOICES = 10_000
+#: The "how many" sliders go up to this (or the catalogue's size, if smaller); the API takes any valid k.
+MAX_K = 50
 HISTORY_ROWS = 15
 RESULT_HEADERS = ["#", "movie", "genres", "score", "because you watched"]
 SIMILAR_HEADERS = ["#", "movie", "genres", "similarity"]
@@ -50,7 +52,10 @@ def status_line(result: dict) -> str:
 def recommendation_ui(task, predictor) -> None:
     import gradio as gr
 
-    knowledge = task.knowledge
+    knowledge = task.require_knowledge()
+    k_option = task.predict_options["k"]
+    k_low, k_high = k_option.bounds(task.config)
+    k_high = min(MAX_K, k_high)
     users = [str(int(u)) for u in knowledge.known.users[:MAX_CHOICES]]
     by_popularity = (-knowledge.train_counts[1:]).argsort(kind="stable")[:MAX_CHOICES] + 1
     movies = [(f"{knowledge.catalogue.titles[i - 1]} · id {knowledge.catalogue.ids[i - 1]}",
@@ -78,7 +83,7 @@ def recommendation_ui(task, predictor) -> None:
                 user = gr.Dropdown(users, value=users[0] if users else None, label="User id (type to search; "
                                    "an unknown id gets the cold-start list)", filterable=True,
                                    allow_custom_value=True, elem_id="recommendation-user")
-                k = gr.Slider(1, 50, value=task.predict_options["k"], step=1, label="How many",
+                k = gr.Slider(k_low, k_high, value=min(k_option.default, k_high), step=1, label="How many",
                               elem_id="recommendation-k")
                 button = gr.Button("Recommend", variant="primary", elem_id="recommendation-run")
             status = gr.Markdown(elem_id="recommendation-status")
@@ -92,7 +97,7 @@ def recommendation_ui(task, predictor) -> None:
             with gr.Row():
                 item = gr.Dropdown(movies, label="Movie (type to search)", filterable=True, allow_custom_value=True,
                                    elem_id="recommendation-item")
-                similar_k = gr.Slider(1, 50, value=task.predict_options["k"], step=1, label="How many")
+                similar_k = gr.Slider(k_low, k_high, value=min(k_option.default, k_high), step=1, label="How many")
                 similar_button = gr.Button("Find similar", variant="primary", elem_id="recommendation-similar-run")
             similar_title = gr.Markdown(elem_id="recommendation-similar-title")
             similar_results = gr.Dataframe(headers=SIMILAR_HEADERS, interactive=False, label="Similar movies",

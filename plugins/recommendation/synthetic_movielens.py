@@ -133,7 +133,7 @@ def write_movielens(folder, movies: list[dict], ratings: list[dict]) -> Path:
 
 def default_folder() -> Path:
     """The generated default data under ``$DLAPPS_HOME/data``, written once (atomically) and reused."""
-    from dlapps.store import generated_data
+    from dlapps.plugin import generated_data
 
     return generated_data(f"recommendation-synthetic-v{GENERATOR_VERSION}", "ratings.csv",
                           lambda folder: write_movielens(folder, *generate()))
