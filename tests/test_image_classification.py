@@ -1,13 +1,15 @@
 """The image-classification plugin through the shared harness, user folders and presets."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from gradio_client import handle_file
 from PIL import Image
 
 import dlapps
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, write_image
 from dlapps.errors import DataError, InvalidInputError, PresetError
 from dlapps.testing import run_task_test
 from dlapps_plugins.image_classification import ImageClassification
@@ -15,17 +17,32 @@ from dlapps_plugins.image_classification import ImageClassification
 
 def test_contract_on_digits(tmp_path):
     rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[1:7, 3:5] = 255
+    path = write_image(tmp_path / "inputs" / "one.png", rgb)
     predictor = run_task_test(
         ImageClassification, tmp_path, config=TINY_CONFIG,
-        examples=[rgb, rgb[..., 0], Image.fromarray(rgb)],
+        inputs=[rgb, rgb[..., 0], Image.fromarray(rgb), str(path)],
         bad_inputs=[(tmp_path / "missing.png", InvalidInputError), ({"x": 1}, InvalidInputError),
                     (np.zeros((2, 2, 2, 2, 2)), InvalidInputError)],
+        ui_call=("/classify", [handle_file(str(path)), 3]),
     )
     result = predictor.predict(rgb)
     assert result["label"] in [str(d) for d in range(10)]
     assert 0.0 <= result["score"] <= 1.0
     assert len(result["top_k"]) == 5
     assert sum(t["score"] for t in result["top_k"]) <= 1.0 + 1e-6
+    assert len(predictor.predict(rgb, top_k=2)["top_k"]) == 2
+    assert [len(r["top_k"]) for r in predictor.predict([rgb, str(path)], top_k=10)] == [10, 10]
+    with pytest.raises(InvalidInputError, match="top_k"):
+        predictor.predict(rgb, top_k=11)
+    # The UI's examples: raw (8x8, not resized) test images of different classes, each named after its class.
+    test = ImageClassification().default_data().test.head(64)
+    examples = [Path(p) for p in predictor.examples()]
+    labels = [p.stem.split("_", 1)[1] for p in examples]
+    assert len(examples) >= 8 and len(set(labels)) == len(examples)  # one per class
+    for file, label in zip(examples, labels):
+        pixels = np.asarray(Image.open(file).convert("RGB"))
+        assert any(np.array_equal(pixels, x) for x, y in zip(test.inputs, test.targets) if str(y) == label), file
 
 
 def test_user_folder_of_mixed_images(tmp_path, image_folder):
@@ -40,6 +57,8 @@ def test_user_folder_of_mixed_images(tmp_path, image_folder):
     files = sorted(p for p in image_folder.rglob("*") if p.is_file())
     results = predictor.predict([str(p) for p in files])
     assert {r["label"] for r in results} <= {"blue", "green", "red"}
+    assert all(len(r["top_k"]) == 3 for r in results)  # the default top_k (5) is capped at the model's 3 labels
+    assert (out / "assets" / "labels.txt").read_text().split() == ["blue", "green", "red"]
     metrics = dlapps.evaluate("image-classification", out, image_folder)
     assert metrics["examples"] == 24
     assert len(metrics["confusion_matrix"]["matrix"]) == 3
@@ -93,19 +112,90 @@ def tiny_keras_hub_preset(tmp_path_factory):
 
 
 def test_fine_tune_from_a_local_keras_hub_preset(tmp_path, tiny_keras_hub_preset):
-    predictor = run_task_test(ImageClassification, tmp_path, preset=str(tiny_keras_hub_preset), limit=40)
+    path = write_image(tmp_path / "inputs" / "blank.png", np.zeros((20, 30, 3), np.uint8))
+    predictor = run_task_test(ImageClassification, tmp_path, preset=str(tiny_keras_hub_preset), limit=40,
+                              ui_call=("/classify", [handle_file(str(path)), 2]))
     meta = json.loads((tmp_path / "model" / "task.json").read_text())
     assert meta["training"]["preset"] == str(tiny_keras_hub_preset)
     assert meta["config"]["image_size"] == 32  # taken from the preset's image converter
     assert predictor.model.get_layer("gradcam_features") is not None
 
 
-def test_grad_cam_highlights_a_region(digits_model, example_images):
-    from dlapps.inputs import read_image
+def brightness_model(size: int = 16):
+    """A two-class model with a known answer: class "ink" scores the bright pixels, class "paper" the dark ones.
+
+    Its Grad-CAM features are, per pixel, (brightness, 1 - brightness) and its logits their means times 4, so
+    for a two-class softmax the class-activation map of "ink" is max(0, 2 * brightness - 1) up to a positive
+    factor, and that of "paper" max(0, 1 - 2 * brightness).
+    """
+    import keras
+
+    from dlapps_plugins.image_classification.cnn_classifier import GRADCAM_LAYER
+
+    inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[0, 0, :, 0], kernel[0, 0, :, 1] = 1.0 / 3, -1.0 / 3
+    x = keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.Constant(kernel),
+                            bias_initializer=keras.initializers.Constant([0.0, 1.0]))(x)
+    x = keras.layers.Identity(name=GRADCAM_LAYER)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax", use_bias=False,
+                                 kernel_initializer=keras.initializers.Constant(4.0 * np.eye(2)))(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_grad_cam_lies_on_the_evidence_for_the_class():
+    from dlapps_plugins.image_classification.grad_cam import GradCam
+
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[3:13, 6:10] = 255   # a bar of ink
+    image[3:5, 4:12] = 190    # a lighter top, still ink (brightness > 1/2)
+    image[14:, :] = 64        # a dim line: darker than 1/2, so paper
+    brightness = image.mean(axis=-1) / 255.0
+    grad_cam = GradCam(brightness_model())
+
+    ink = grad_cam.heatmap(image, 0)
+    expected = np.maximum(0.0, 2 * brightness - 1)
+    assert ink.shape == (16, 16) and ink.max() == 1.0
+    np.testing.assert_allclose(ink, expected / expected.max(), atol=1e-5)
+    assert np.all(ink[brightness <= 0.5] == 0) and np.all(ink[brightness > 0.5] > 0.3)
+
+    paper = grad_cam.heatmap(image, 1)  # the other class: its map is the background, not the ink
+    expected = np.maximum(0.0, 1 - 2 * brightness)
+    assert paper.max() == 1.0
+    np.testing.assert_allclose(paper, expected / expected.max(), atol=1e-5)
+    assert np.all(paper[brightness > 0.5] == 0)
+
+    assert np.all(grad_cam.heatmap(np.zeros((16, 16, 3), np.uint8), 0) == 0)  # no evidence: no heat, no NaN
+
+
+def test_grad_cam_overlay_of_the_digits_model(digits_model, example_images):
+    import cv2
+
+    from dlapps.plugin import read_image
     from dlapps_plugins.image_classification.grad_cam import GradCam, overlay
 
-    image = read_image(example_images[0])
-    heat = GradCam(digits_model.model).heatmap(digits_model.task.preprocess(image), 0)
-    assert heat.ndim == 2 and 0.0 <= heat.min() and heat.max() <= 1.0
+    image = read_image(example_images[0])  # a raw 8x8 test digit
+    options = digits_model.options({"top_k": 3})
+    model_input, context = digits_model.task.preprocess(image, options)
+    assert model_input.shape == (16, 16, 3) and context["original_size"] == (8, 8)
+    predicted = digits_model.task.labels().index(digits_model.predict(image)["label"])
+    heat = GradCam(digits_model.model).heatmap(model_input, predicted)
+    assert heat.shape == (8, 8) and heat.max() == 1.0 and heat.min() >= 0.0  # the feature grid, normalised
+
     shown = overlay(image, heat)
-    assert shown.shape[0] >= 256 and shown.dtype == np.uint8
+    assert shown.shape == (256, 256, 3) and shown.dtype == np.uint8  # upscaled 32 times, so it stays visible
+    plain = cv2.resize(image, (256, 256), interpolation=cv2.INTER_NEAREST).astype(int)
+    cold = overlay(image, np.zeros_like(heat)).astype(int)
+    # Each feature cell covers 32x32 overlay pixels; compare the middle of the hottest and of the coldest cell.
+    hot_cell, cold_cell = np.unravel_index(heat.argmax(), heat.shape), np.unravel_index(heat.argmin(), heat.shape)
+    hot_y, hot_x = (32 * c + 16 for c in hot_cell)
+    cold_y, cold_x = (32 * c + 16 for c in cold_cell)
+    red, blue = shown[..., 0].astype(int), shown[..., 2].astype(int)
+    assert red[hot_y, hot_x] - blue[hot_y, hot_x] > 40, "the hottest cell is tinted red"
+    assert blue[cold_y, cold_x] - red[cold_y, cold_x] > 40, "the coldest cell is tinted blue"
+    assert np.abs(shown[hot_y, hot_x] - cold[hot_y, hot_x]).max() > 40, "the overlay differs where the heat is"
+    # The digit shows through: where the heat is the same, ink stays brighter than paper.
+    ink, paper = plain[..., 0] > 127, plain[..., 0] < 64
+    assert cold[ink].mean() > cold[paper].mean() + 60

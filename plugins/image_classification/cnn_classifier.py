@@ -32,10 +32,10 @@ def classifier_head(inputs, features, config: dict, name: str):
     import keras
     from keras import layers
 
+    from dlapps.plugin import float32_output
+
     pooling = layers.GlobalAveragePooling2D() if len(features.shape) == 4 else layers.GlobalAveragePooling1D()
     x = pooling(features)
     x = layers.Dropout(config.get("dropout", 0.0))(x)
-    logits = layers.Dense(len(config["labels"]), name="logits")(x)
-    # float32 probabilities even under mixed precision.
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    outputs = float32_output(len(config["labels"]), "softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)

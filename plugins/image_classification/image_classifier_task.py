@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-import dlapps
-from dlapps.inputs import read_image, resize_image
+from dlapps.plugin import InvalidInputError, Option, Task, read_image, resize_image
+
+LABELS_FILE = "labels.txt"
 
 
-class ImageClassification(dlapps.Task):
+class ImageClassification(Task):
     name = "image-classification"
     title = "Image classification"
     description = "Any image in, the top-k labels with probabilities and a Grad-CAM heatmap out."
     input_kind = "image"
     output_kind = "labels"
     monitor = "val_loss"
+    predict_options = {
+        "top_k": Option(int, 5, "how many labels to return", min=1, max=lambda config: len(config["labels"])),
+    }
     default_config = {
         "image_size": 64,        # the digits dataset asks for 16 (they are 8x8)
         "labels": [],
-        "top_k": 5,
         "filters": [32, 64, 128],
         "dropout": 0.3,
         "augment": False,
@@ -42,7 +47,7 @@ class ImageClassification(dlapps.Task):
     def load_eval_data(self, path):
         from dlapps_plugins.image_classification.image_folder_data import folder_split
 
-        return folder_split(path, self.config["labels"])
+        return folder_split(path, self.labels())
 
     # -- model -------------------------------------------------------------
     def build_model(self, config):
@@ -60,26 +65,27 @@ class ImageClassification(dlapps.Task):
 
         return {}
 
-    def write_assets(self, assets_dir, dataset):
-        from dlapps_plugins.image_classification.image_folder_data import write_examples
+    def save_state(self, folder):
+        # The labels live in the task config (task.json); labels.txt is a copy for people and other tools.
+        (Path(folder) / LABELS_FILE).write_text("\n".join(self.labels()) + "\n", encoding="utf-8")
 
-        (assets_dir / "labels.txt").write_text("\n".join(self.config["labels"]) + "\n", encoding="utf-8")
-        if dataset is not None:
-            write_examples(self, dataset.test, assets_dir / "examples")
+    def labels(self) -> list[str]:
+        """The class names the model predicts; an InvalidInputError if no model was trained or loaded."""
+        labels = self.config.get("labels")
+        if not labels:
+            raise InvalidInputError(f"task {self.name!r} has no labels yet: train a model "
+                                    f"(dlapps train {self.name}) or load one")
+        return labels
 
     # -- inference ---------------------------------------------------------
-    def is_single(self, raw):
-        if isinstance(raw, np.ndarray):
-            return raw.ndim in (2, 3)
-        return not isinstance(raw, (list, tuple))
+    def preprocess(self, raw, options):
+        image = read_image(raw)
+        return resize_image(image, self.config["image_size"]), {"original_size": image.original_size}
 
-    def preprocess(self, raw):
-        return resize_image(read_image(raw), self.config["image_size"])
-
-    def postprocess(self, output):
-        labels = self.config["labels"]
+    def postprocess(self, output, context, options):
+        labels = self.labels()
         probabilities = np.asarray(output, dtype=np.float64)
-        order = np.argsort(-probabilities)[: max(1, min(self.config["top_k"], len(labels)))]
+        order = np.argsort(-probabilities)[: options["top_k"]]
         top = [{"label": labels[i], "score": float(probabilities[i])} for i in order]
         return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
 
@@ -89,7 +95,7 @@ class ImageClassification(dlapps.Task):
     def evaluate(self, predictor, split):
         from dlapps_plugins.image_classification.classification_metrics import classification_report
 
-        return classification_report(predictor, split, self.config["labels"])
+        return classification_report(predictor, split, self.labels())
 
     def format_metrics(self, metrics):
         from dlapps_plugins.image_classification.classification_metrics import format_report
@@ -97,10 +103,6 @@ class ImageClassification(dlapps.Task):
         return format_report(metrics)
 
     # -- UI ----------------------------------------------------------------
-    def examples(self, predictor):
-        folder = getattr(self, "assets_dir", None)
-        return sorted(str(p) for p in folder.glob("examples/*.png")) if folder else []
-
     def ui(self, predictor):
         from dlapps_plugins.image_classification.image_classifier_ui import build_ui
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps import Dataset, Split
-from dlapps.errors import DataError
-from dlapps.task import FILE_KINDS
+from dlapps.plugin import FILE_KINDS, DataError, Dataset, Split, split_indices
 
 #: The default split never changes with the training seed, so the test split is never trained on.
 SPLIT_SEED = 1234
@@ -24,7 +22,7 @@ def digits_dataset() -> Dataset:
     images = np.repeat(images[..., None], 3, axis=-1)
     labels = digits.target.astype(np.int64)
     names = [f"digits[{i}]" for i in range(len(labels))]
-    train, validation, test = _stratified_split(labels, (0.6, 0.2, 0.2))
+    train, validation, test = split_indices(len(labels), (0.6, 0.2, 0.2), seed=SPLIT_SEED, strata=labels)
     return Dataset(
         train=_take(images, labels, names, train),
         validation=_take(images, labels, names, validation),
@@ -61,7 +59,7 @@ def folder_dataset(path, seed: int = 0) -> Dataset:
     labels_list = sorted(classes)
     paths = [str(f) for name in labels_list for f in classes[name]]
     labels = np.array([i for i, name in enumerate(labels_list) for _ in classes[name]], dtype=np.int64)
-    train, validation, test = _stratified_split(labels, (0.7, 0.15, 0.15), seed=SPLIT_SEED + seed)
+    train, validation, test = split_indices(len(labels), (0.7, 0.15, 0.15), seed=SPLIT_SEED + seed, strata=labels)
     return Dataset(
         train=_take(paths, labels, paths, train),
         validation=_take(paths, labels, paths, validation),
@@ -95,22 +93,6 @@ def folder_split(path, labels: list[str]) -> Split:
     return Split(paths, np.array(targets, dtype=np.int64), paths)
 
 
-def write_examples(task, split: Split, folder: Path, per_class: int = 1, limit: int = 12) -> None:
-    """Save a few test images (one per class) as PNG, so the UI has examples one click away."""
-    import cv2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    labels = task.config["labels"]
-    seen: dict[int, int] = {}
-    for raw, target in zip(split.inputs, np.asarray(split.targets)):
-        if seen.get(int(target), 0) >= per_class or len(seen) >= limit and int(target) not in seen:
-            continue
-        image = task.preprocess(raw)
-        name = f"{labels[int(target)]}_{seen.get(int(target), 0)}.png"
-        cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        seen[int(target)] = seen.get(int(target), 0) + 1
-
-
 def _check_folder(path) -> Path:
     root = Path(path).expanduser()
     if not root.exists():
@@ -122,20 +104,6 @@ def _check_folder(path) -> Path:
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _stratified_split(labels: np.ndarray, fractions, seed: int = SPLIT_SEED):
-    """Indices of train / validation / test, each class split in the given fractions."""
-    rng = np.random.default_rng(seed)
-    parts = ([], [], [])
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        n_test = max(1, int(round(len(members) * fractions[2])))
-        n_val = max(1, int(round(len(members) * fractions[1])))
-        parts[2].extend(members[:n_test])
-        parts[1].extend(members[n_test:n_test + n_val])
-        parts[0].extend(members[n_test + n_val:])
-    return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
 
 
 def _take(inputs, labels, names, indices) -> Split:

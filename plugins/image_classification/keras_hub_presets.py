@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlapps.presets import from_preset
+from dlapps.plugin import from_preset
 from dlapps_plugins.image_classification.cnn_classifier import GRADCAM_LAYER, classifier_head
 
 
