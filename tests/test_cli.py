@@ -62,7 +62,7 @@ def test_predict_options_are_flags_of_their_task(translation_model, capsys):
     assert "expected beam_size to be an integer from 1 to 64, received 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", "translation", "one", "--beam-size", "two"])
-    assert "--beam-size: invalid int value: 'two'" in capsys.readouterr().err
+    assert "argument --beam-size: expected an integer from 1 to 64, received 'two'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", "translation", "one", "--no-such-flag"])
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err

@@ -8,13 +8,13 @@ import pytest
 import dlapps
 from dlapps.cli import main
 from dlapps.errors import DataError, InvalidInputError
-from dlapps.testing import run_task_test
+from dlapps.testing import gradio_client, run_task_test
 from dlapps_plugins.translation import number_corpus
 from dlapps_plugins.translation.beam_search import beam_search
 from dlapps_plugins.translation.sentence_pairs import default_dataset, read_pairs, tsv_dataset
 from dlapps_plugins.translation.translation_task import Translation
 
-from conftest import TINY_TRANSLATION_CONFIG, free_port, write_pairs
+from conftest import TINY_TRANSLATION_CONFIG, write_pairs
 
 
 # -- data ----------------------------------------------------------------------------
@@ -97,8 +97,33 @@ def test_beam_search_finds_what_greedy_misses_and_batches_agree():
 # -- the task end to end -------------------------------------------------------------
 def test_contract_with_the_shared_harness(tmp_path):
     data = write_pairs(tmp_path / "pairs.tsv", 80)
-    run_task_test(Translation, tmp_path, config=TINY_TRANSLATION_CONFIG, data=data, limit=64,
-                  bad_inputs=[(123, InvalidInputError), (b"\xff\xfe", InvalidInputError)])
+    # Several sentences, longer together than any training source (max_source_tokens is the longest + 2).
+    long_input = " ".join(f"I have {number_corpus.english_number(n)} cats." for n in range(21, 33))
+    predictor = run_task_test(
+        Translation, tmp_path, config=TINY_TRANSLATION_CONFIG, data=data, limit=64,
+        bad_inputs=[(123, InvalidInputError), (b"\xff\xfe", InvalidInputError)], long_input=long_input,
+        ui_call=("/translate", ["I have three cats.", 2]))
+    assert predictor.task.codec.count(long_input) > predictor.task.config["max_source_tokens"]
+
+
+def test_tsv_split_keeps_each_source_sentence_in_one_split(tmp_path):
+    lines = [f"I have {number_corpus.english_number(n)} cats.\t{text}" for n in range(40)
+             for text in (f"J'ai {n} chats.", f"Moi, j'ai {n} chats.")]
+    path = tmp_path / "pairs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = tsv_dataset(path, seed=3)
+    parts = [set(split.inputs) for split in (data.train, data.validation, data.test)]
+    assert (len(parts[0]), len(parts[1]), len(parts[2])) == (32, 4, 4)  # 80 / 10 / 10 of 40 source sentences
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(data.train) == 64  # both translations of a sentence go with it
+    assert tsv_dataset(path, seed=3).test.inputs == data.test.inputs
+    assert tsv_dataset(path, seed=4).test.inputs != data.test.inputs
+
+
+def test_a_task_without_a_tokenizer_says_to_train_or_load_one():
+    task = Translation(TINY_TRANSLATION_CONFIG)
+    with pytest.raises(InvalidInputError, match="no tokenizer yet: train a model or load one"):
+        task.preprocess("I have three cats.", task.default_options())
 
 
 def test_bad_and_odd_text_is_handled(translation_model):
@@ -113,8 +138,10 @@ def test_bad_and_odd_text_is_handled(translation_model):
     assert any("translated as 300 pieces" in w for w in result["warnings"])
     one_word = p.predict("x" * 10_000, beam_size=1)
     assert "cut off" in one_word["warnings"][0]
-    with pytest.raises(InvalidInputError, match="expected beam_size to be an integer >= 1, received 0"):
+    with pytest.raises(InvalidInputError, match="expected beam_size to be an integer from 1 to 64, received 0"):
         p.predict("one", beam_size=0)
+    with pytest.raises(InvalidInputError, match="expected max_output_tokens to be an integer >= 0, received -1"):
+        p.predict("one", max_output_tokens=-1)
     with pytest.raises(InvalidInputError, match="unknown predict option 'beam'.*beam_size"):
         p.predict("one", beam=2)
     with pytest.raises(InvalidInputError, match="expected text \\(a str\\), received list"):
@@ -122,8 +149,11 @@ def test_bad_and_odd_text_is_handled(translation_model):
 
 
 def test_batched_beam_search_equals_one_at_a_time(translation_model):
-    sentences = translation_model.task.examples(translation_model)[:6]
-    assert len(sentences) == 6
+    examples = translation_model.examples()
+    test_split = translation_model.task.load_data(translation_model.meta["data"]["source"]).test
+    assert len(examples) >= 6 and examples == list(test_split.inputs[:len(examples)]), \
+        "the UI examples are the first test inputs, saved by the core"
+    sentences = examples[:6]
     batched = translation_model.predict(sentences, beam_size=3)
     single = [translation_model.predict(s, beam_size=3) for s in sentences]
     assert [b["translation"] for b in batched] == [s["translation"] for s in single]
@@ -137,6 +167,21 @@ def test_attention_has_one_row_per_output_token(translation_model):
     assert weights.shape == (len(attention["output_tokens"]), len(attention["source_tokens"]))
     assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-2)
     assert attention["source_tokens"][-1] == "[EOS]"
+    assert "attention" not in translation_model.predict("I have three cats.", beam_size=2)
+
+
+def test_context_stays_out_of_the_model_batch(translation_model):
+    task = translation_model.task
+    options = translation_model.options({"beam_size": 2, "attention": True})
+    model_input, context = task.preprocess("I have three 🐱 cats.", options)
+    assert set(model_input) == {"encoder_token_ids", "encoder_padding_mask"}
+    assert context["source"] == "I have three 🐱 cats." and "🐱" in context["warnings"][0]
+    assert context["source_tokens"][-1] == "[EOS]"
+    batch = {k: v[None] for k, v in model_input.items()}
+    output = task.forward(translation_model.model, batch, options)
+    assert set(output) == {"output_ids", "score", "attention"}, "forward returns only what the decoder made"
+    row = {k: v[0] for k, v in output.items()}
+    assert task.postprocess(row, context, options) == translation_model.predict("I have three 🐱 cats.", **options)
 
 
 def test_artifact_records_languages_and_tokenizer_loads_in_transformers(translation_model):
@@ -194,18 +239,10 @@ def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, cap
 
 
 def test_translation_tab_through_the_gradio_client(translation_model):
-    from gradio_client import Client
-
     from dlapps.ui import task_blocks
 
-    demo = task_blocks("translation", translation_model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        translation, heatmap, notes = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            "I have three cats 🐱.", 2, api_name="/translate")
-    finally:
-        demo.close()
+    with gradio_client(task_blocks("translation", translation_model)) as client:
+        translation, heatmap, notes = client.predict("I have three cats 🐱.", 2, api_name="/translate")
     assert translation == translation_model.predict("I have three cats 🐱.", beam_size=2)["translation"]
     assert "<table" in heatmap and "[EOS]" in heatmap
     assert "🐱" in notes

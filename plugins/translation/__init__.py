@@ -1,10 +1,10 @@
 """Translation: text in, its translation out (a Keras Transformer, beam search, an attention view)."""
 
-import dlapps
+from dlapps.plugin import hookimpl
 
 from dlapps_plugins.translation.translation_task import Translation
 
 
-@dlapps.hookimpl
+@hookimpl
 def dlapps_register_tasks(register):
     register(Translation)

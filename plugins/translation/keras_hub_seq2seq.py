@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlapps.presets import from_preset
+from dlapps.plugin import from_preset
 
 
 def seq2seq_from_preset(preset: str, config: dict):

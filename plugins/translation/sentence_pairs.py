@@ -7,15 +7,11 @@ training refuses when too few valid pairs remain.
 
 from __future__ import annotations
 
-import random
 import re
 from functools import lru_cache
 from pathlib import Path
 
-from dlapps import Dataset, Split
-from dlapps.batch import read_text_lines
-from dlapps.errors import DataError
-from dlapps.inputs import check_rows
+from dlapps.plugin import DataError, Dataset, Split, check_rows, read_text_lines, split_indices
 
 #: Fewer valid pairs than this cannot give a train, validation and test split worth the name.
 MIN_PAIRS = 20
@@ -45,18 +41,12 @@ def tsv_dataset(path, seed: int = 0) -> Dataset:
     """80 / 10 / 10 split of a sentence-pair TSV; all pairs with the same source stay in one split."""
     path = Path(path)
     pairs = read_pairs(path)
-    by_source: dict[str, list] = {}
-    for pair in pairs:
-        by_source.setdefault(pair[0], []).append(pair)
-    sources = sorted(by_source)
-    random.Random(seed).shuffle(sources)
-    n_test = n_val = max(1, len(sources) // 10)
-    parts = {"test": sources[:n_test], "validation": sources[n_test:n_test + n_val],
-             "train": sources[n_test + n_val:]}
-    splits = {name: _split([p for s in keys for p in by_source[s]], path.name) for name, keys in parts.items()}
+    sources = [source for source, _ in pairs]
+    parts = split_indices(len(pairs), (0.8, 0.1, 0.1), seed=seed, groups=sources)
+    train, validation, test = (_split([pairs[i] for i in part], path.name) for part in parts)
     description = (f"Sentence pairs from {path.name} ({len(pairs):,} valid pairs), split 80/10/10 by source "
                    f"sentence with seed {seed}: no test source sentence occurs in training.")
-    return Dataset(splits["train"], splits["validation"], splits["test"], description, guess_languages(path))
+    return Dataset(train, validation, test, description, guess_languages(path))
 
 
 def tsv_split(path) -> Split:

@@ -119,7 +119,7 @@ class KerasHubCodec:
     def load(cls, folder, source_length: int, target_length: int) -> "KerasHubCodec":
         import keras_hub
 
-        from dlapps.presets import load_preprocessor
+        from dlapps.plugin import load_preprocessor
 
         preprocessor, backbone_config = load_preprocessor(keras_hub.models.Seq2SeqLMPreprocessor,
                                                           Path(folder) / PRESET_DIR)
@@ -127,7 +127,7 @@ class KerasHubCodec:
 
     def save(self, folder) -> None:
         """The preprocessor as a KerasHub preset without weights: its configs and tokenizer assets."""
-        from dlapps.presets import save_preprocessor
+        from dlapps.plugin import save_preprocessor
 
         save_preprocessor(self.preprocessor, self.backbone_config, Path(folder) / PRESET_DIR)
 

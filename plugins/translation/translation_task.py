@@ -6,15 +6,13 @@ import re
 
 import numpy as np
 
-import dlapps
-from dlapps.errors import InvalidInputError
-from dlapps.task import Pieces
+from dlapps.plugin import InvalidInputError, Option, Pieces, Task
 
 #: Where a long text is cut into sentences: after . ! ? (and their CJK forms) followed by space.
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
 
-class Translation(dlapps.Task):
+class Translation(Task):
     name = "translation"
     title = "Translation"
     description = "Text in, its translation out: a Transformer with batched beam search and an attention view."
@@ -23,9 +21,10 @@ class Translation(dlapps.Task):
     input_field = "text"
     monitor = "val_loss"
     predict_options = {
-        "beam_size": 4,            # 1 is greedy decoding
-        "max_output_tokens": 0,    # 0: twice the source length plus 10, at most the model's limit
-        "attention": False,        # also return the cross-attention weights per output token
+        "beam_size": Option(int, 4, "1 is greedy decoding", min=1, max=64),
+        "max_output_tokens": Option(int, 0, "0: automatic, twice the source length plus 10, at most the "
+                                            "model's limit", min=0),
+        "attention": Option(bool, False, "also return the cross-attention weights per output token"),
     }
     default_config = {
         "source_language": "und",
@@ -50,8 +49,10 @@ class Translation(dlapps.Task):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self._codec = None
-        self._decoders = {}
+        #: The text <-> ids codec (state): set by ``adapt``, ``load_preset`` or ``load_state``.
+        self.codec = None
+        #: Beam-search decoders by ``id(model)``: compiled step functions, built on first use (not state).
+        self._decoders_by_model = {}
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):
@@ -69,20 +70,7 @@ class Translation(dlapps.Task):
 
         return tsv_split(path)
 
-    # -- tokenizer ---------------------------------------------------------
-    @property
-    def codec(self):
-        """The text <-> ids codec: trained by ``adapt``, made by ``load_preset`` or read from assets."""
-        if self._codec is None:
-            from dlapps_plugins.translation import text_codecs
-
-            if self.assets_dir is None:
-                raise InvalidInputError("this translation task has no tokenizer yet: train it or load a model")
-            kind = text_codecs.KerasHubCodec if self.config["model"] == "keras-hub" else text_codecs.SubwordCodec
-            self._codec = kind.load(self.assets_dir, self.config["max_source_tokens"],
-                                    self.config["max_target_tokens"])
-        return self._codec
-
+    # -- state: the tokenizer ----------------------------------------------
     def adapt(self, dataset):
         """Train the subword tokenizer on the training pairs; size the model to fit them."""
         from dlapps_plugins.translation.text_codecs import SubwordCodec
@@ -96,13 +84,27 @@ class Translation(dlapps.Task):
                            max_source_tokens=min(limit, longest_source + 2),
                            max_target_tokens=min(limit, longest_target + 2))
         codec.source_length, codec.target_length = self.config["max_source_tokens"], self.config["max_target_tokens"]
-        self._codec = codec
+        self.codec = codec
 
-    def write_assets(self, assets_dir, dataset):
-        self.codec.save(assets_dir)
-        if dataset is not None:
-            examples = "\n".join(dataset.test.inputs[:8])
-            (assets_dir / "examples.txt").write_text(examples + "\n", encoding="utf-8")
+    def load_preset(self, preset, config):
+        from dlapps_plugins.translation.keras_hub_seq2seq import seq2seq_from_preset
+
+        model, self.codec = seq2seq_from_preset(preset, config)
+        return model
+
+    def save_state(self, folder):
+        self._codec().save(folder)
+
+    def load_state(self, folder):
+        from dlapps_plugins.translation import text_codecs
+
+        kind = text_codecs.KerasHubCodec if self.config["model"] == "keras-hub" else text_codecs.SubwordCodec
+        self.codec = kind.load(folder, self.config["max_source_tokens"], self.config["max_target_tokens"])
+
+    def _codec(self):
+        if self.codec is None:
+            raise InvalidInputError("this translation task has no tokenizer yet: train a model or load one")
+        return self.codec
 
     # -- model -------------------------------------------------------------
     def build_model(self, config):
@@ -120,12 +122,6 @@ class Translation(dlapps.Task):
             jit_compile=jit_compile,
         )
 
-    def load_preset(self, preset, config):
-        from dlapps_plugins.translation.keras_hub_seq2seq import seq2seq_from_preset
-
-        model, self._codec = seq2seq_from_preset(preset, config)
-        return model
-
     def custom_objects(self):
         import keras_hub  # noqa: F401  registers KerasHub layers and models
 
@@ -135,21 +131,22 @@ class Translation(dlapps.Task):
                 "DecoderBlock": transformer_translator.DecoderBlock}
 
     def training_example(self, raw, target):
-        return self.codec.pair(str(raw), str(target))
+        return self._codec().pair(str(raw), str(target))
 
     # -- inference ---------------------------------------------------------
-    def preprocess(self, raw):
+    def preprocess(self, raw, options):
         text = _as_text(raw)
+        codec, limit = self._codec(), self.config["max_source_tokens"]
         if not text:
-            return Pieces()
-        codec, limit = self.codec, self.config["max_source_tokens"]
+            return Pieces(context={"source": text})
         tokens = codec.count(text)
         if tokens <= limit:
-            return self._source(text, tokens)
-        return Pieces(self._source(piece, codec.count(piece)) for piece in split_to_fit(text, codec.count, limit))
+            return self._source(text, tokens, options)
+        return Pieces([self._source(piece, codec.count(piece), options)
+                       for piece in split_to_fit(text, codec.count, limit)], context={"source": text})
 
-    def _source(self, text: str, tokens: int) -> dict:
-        """The model input for ``text`` (``tokens`` long), with warnings about what it loses."""
+    def _source(self, text: str, tokens: int, options: dict):
+        """(model input, context) for ``text`` (``tokens`` long); the context says what the input loses."""
         codec, warnings = self.codec, []
         unknown = "".join(codec.unknown_characters(text))
         if unknown:
@@ -157,51 +154,48 @@ class Translation(dlapps.Task):
         if tokens > self.config["max_source_tokens"]:
             warnings.append(f"a word group longer than {self.config['max_source_tokens']} tokens was cut off "
                             f"at that length: {text[:40]!r}...")
-        return {**codec.source(text), "source": np.str_(text), "warnings": np.str_("\n".join(warnings))}
+        model_input = codec.source(text)
+        context = {"source": text, "warnings": warnings}
+        if options["attention"]:
+            ids = model_input["encoder_token_ids"][model_input["encoder_padding_mask"].astype(bool)]
+            context["source_tokens"] = codec.token_strings(ids)
+        return model_input, context
 
-    def check_options(self, options):
-        max_output_tokens = options["max_output_tokens"]
-        if isinstance(max_output_tokens, bool) or not isinstance(max_output_tokens, (int, np.integer)) \
-                or max_output_tokens < 0:
-            raise InvalidInputError(f"expected max_output_tokens to be an integer >= 0 (0: automatic), received "
-                                    f"{max_output_tokens!r}")
-        return {**options, "beam_size": _positive_int("beam_size", options["beam_size"]),
-                "max_output_tokens": int(max_output_tokens)}
-
-    def forward(self, model, batch, beam_size=4, max_output_tokens=0, attention=False):
+    def forward(self, model, batch, options):
         from dlapps_plugins.translation.beam_search import Seq2SeqDecoder
 
-        decoder = self._decoders.get(id(model)) or self._decoders.setdefault(id(model), Seq2SeqDecoder(model))
+        codec = self._codec()
+        decoder = self._decoders_by_model.get(id(model))
+        if decoder is None:
+            decoder = self._decoders_by_model[id(model)] = Seq2SeqDecoder(model)
         mask = batch["encoder_padding_mask"]
-        steps = max_output_tokens or int(2 * mask.sum(axis=1).max() + 10)
-        steps = min(steps, self.config["max_target_tokens"] - len(self.codec.decoder_prefix))
-        codec = self.codec
+        steps = options["max_output_tokens"] or int(2 * mask.sum(axis=1).max() + 10)
+        steps = min(steps, self.config["max_target_tokens"] - len(codec.decoder_prefix))
         decoded = decoder.decode(batch["encoder_token_ids"], mask, codec.decoder_prefix, codec.eos_id,
-                                 codec.pad_id, beam_size, steps, attention=bool(attention))
-        out = {"output_ids": decoded.ids, "score": decoded.scores, "source": batch["source"],
-               "warnings": batch["warnings"], "encoder_token_ids": batch["encoder_token_ids"],
-               "encoder_padding_mask": mask}
+                                 codec.pad_id, options["beam_size"], steps, attention=options["attention"])
+        out = {"output_ids": decoded.ids, "score": decoded.scores}
         if decoded.attention is not None:
             out["attention"] = decoded.attention
         return out
 
-    def postprocess(self, output):
-        codec = self.codec
+    def postprocess(self, output, context, options):
+        codec = self._codec()
         ids = [int(i) for i in output["output_ids"] if int(i) != codec.pad_id]
         result = {"translation": codec.detokenize(ids), "score": round(float(output["score"]), 4)}
-        warnings = str(output["warnings"])
-        if warnings:
-            result["warnings"] = warnings.split("\n")
-        if "attention" in output:
-            source_ids = output["encoder_token_ids"][output["encoder_padding_mask"].astype(bool)]
+        if context["warnings"]:
+            result["warnings"] = list(context["warnings"])
+        if "attention" in output and "source_tokens" in context:
+            source_tokens = context["source_tokens"]
+            # The end token has a row when the output ended before the step limit (padding follows it).
+            output_ids = ids + [codec.eos_id] if len(ids) < len(output["output_ids"]) else ids
             result["attention"] = {
-                "source_tokens": codec.token_strings(source_ids),
-                "output_tokens": codec.token_strings(ids + [codec.eos_id]),
-                "weights": np.round(output["attention"][: len(ids) + 1, : len(source_ids)], 4).tolist(),
+                "source_tokens": source_tokens,
+                "output_tokens": codec.token_strings(output_ids),
+                "weights": np.round(output["attention"][: len(output_ids), : len(source_tokens)], 4).tolist(),
             }
         return result
 
-    def combine(self, results):
+    def combine(self, results, context, options):
         if not results:
             return {"translation": "", "score": 0.0}
         combined = {"translation": " ".join(r["translation"] for r in results if r["translation"]),
@@ -229,12 +223,6 @@ class Translation(dlapps.Task):
         return format_translation_metrics(metrics)
 
     # -- UI ----------------------------------------------------------------
-    def examples(self, predictor):
-        file = self.assets_dir / "examples.txt" if self.assets_dir else None
-        if file is None or not file.is_file():
-            return []
-        return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-
     def ui(self, predictor):
         from dlapps_plugins.translation.translation_ui import translation_ui
 
@@ -251,12 +239,6 @@ def _as_text(raw) -> str:
     if not isinstance(raw, str):
         raise InvalidInputError(f"expected text (a str), received {type(raw).__name__}: {str(raw)[:60]!r}")
     return " ".join(raw.split())
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(f"expected {name} to be an integer >= 1, received {value!r}")
-    return int(value)
 
 
 def split_to_fit(text: str, count, limit: int) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from dlapps.ui import model_summary, raise_for_ui
+from dlapps.plugin import model_summary, option_control, raise_for_ui
 
 
 def attention_table(attention: dict | None) -> str:
@@ -48,12 +48,12 @@ def translation_ui(task, predictor) -> None:
         target = gr.Textbox(label=f"Translation ({task.config['target_language']})", lines=3,
                             interactive=False, elem_id="translation-output")
     with gr.Row():
-        beam = gr.Slider(1, 8, value=task.predict_options["beam_size"], step=1,
-                         label="Beam size (1 = greedy)", elem_id="translation-beam")
+        beam = option_control("beam_size", task.predict_options["beam_size"], task.config,
+                              label="Beam size (1 = greedy)", elem_id="translation-beam")
         button = gr.Button("Translate", variant="primary", elem_id="translation-run")
     notes = gr.Markdown(elem_id="translation-warnings")
     attention = gr.HTML(label="Attention", elem_id="translation-attention")
-    examples = task.examples(predictor)
+    examples = predictor.examples()
     if examples:
         gr.Examples(examples, inputs=source)
     outputs = [target, attention, notes]
