@@ -93,7 +93,7 @@ def _padding_values(task, structure):
     leaves = []
     for path, leaf in keras.tree.flatten_with_path(structure):
         value = task.pad_values.get(path[-1], 0) if path else 0
-        leaves.append(tf.constant(value, dtype=tf.as_dtype(np.asarray(leaf).dtype)))
+        leaves.append(tf.cast(value, tf.as_dtype(np.asarray(leaf).dtype)))  # a cast: 0 pads a bool mask as False
     return tf.nest.pack_sequence_as(structure, leaves)
 
 

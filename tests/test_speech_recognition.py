@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import TINY_SPEECH_CONFIG, free_port
+from gradio_client import handle_file
+
+from conftest import TINY_SPEECH_CONFIG
 from dlapps.cli import main
 from dlapps.errors import DataError, InvalidInputError
+from dlapps.testing import gradio_client, run_task_test
 from dlapps_plugins.speech_recognition import ctc_decoding
 from dlapps_plugins.speech_recognition.ctc_model import ALPHABET
 from dlapps_plugins.speech_recognition.speech_data import normalize_transcript, speech_dataset
@@ -30,6 +33,17 @@ def _log_probs(rows) -> np.ndarray:
 
 
 A, B = ALPHABET.index("a") + 1, ALPHABET.index("b") + 1
+
+
+def _long_recording(speech_corpus, count: int = 3, pause_seconds: float = 3.0):
+    """``count`` test utterances one after another with pauses, longer than one 8 s window, as (waveform, rate)."""
+    pause = np.zeros(int(pause_seconds * 16_000), np.float32)
+    parts = []
+    for path in sorted((speech_corpus / "test").glob("*.flac"))[:count]:
+        parts += [soundfile.read(path, dtype="float32")[0], pause]
+    waveform = np.concatenate(parts)
+    assert len(waveform) > 8 * 16_000
+    return waveform, 16_000
 
 
 # -- decoding -------------------------------------------------------------------------
@@ -51,20 +65,32 @@ def test_alignment_finds_the_frames_of_each_character_and_repeats_need_a_blank()
 
 
 def test_overlapping_windows_are_stitched_without_losing_or_repeating_words():
-    task = SpeechRecognition({"window_seconds": 8.0, "window_overlap_seconds": 2.0})
+    from dlapps.plugin import Pieces
 
-    def window(words):
+    task = SpeechRecognition({"window_seconds": 8.0, "window_overlap_seconds": 2.0})
+    options = task.default_options()
+    twenty_seconds = (np.full(20 * 16_000, 0.1, np.float32), 16_000)
+    pieces = task.preprocess(twenty_seconds, options)
+    assert isinstance(pieces, Pieces) and [len(x) for x, _ in pieces] == [128_000] * 3
+    assert [c["offset"] for _, c in pieces] == [0.0, 6.0, 12.0]  # the windows' starts, for postprocess
+
+    def window(words):  # what postprocess gives: times from the recording's start
         return {"text": " ".join(w for w, _ in words),
                 "words": [{"word": w, "start": t, "end": t + 0.4, "confidence": 0.9} for w, t in words]}
 
     # window 0 covers 0-8 s, window 1 6-14 s, window 2 12-20 s; "four" at 6.8 s is heard by both of the first two
     results = [window([("one", 1.0), ("four", 6.8), ("fi", 7.7)]),
-               window([("four", 0.8), ("five", 1.6), ("six", 5.9)]),
-               window([("six", -0.1), ("seven", 3.0)])]
-    combined = task.combine(results)
+               window([("four", 6.8), ("five", 7.6), ("six", 11.9)]),
+               window([("six", 11.9), ("seven", 15.0)])]
+    combined = task.combine(results, pieces.context, options)
     assert combined["text"] == "one four five six seven"
     assert [w["start"] for w in combined["words"]] == [1.0, 6.8, 7.6, 11.9, 15.0]
-    assert task.combine([]) == {"text": "", "words": []}
+
+    silence = task.preprocess((np.zeros(20 * 16_000, np.float32), 16_000), options)
+    assert isinstance(silence, Pieces) and len(silence) == 0
+    assert task.combine([], silence.context, options) == {"text": "", "words": []}
+    assert task.combine([], silence.context, {**options, "characters": True}) == \
+        {"text": "", "words": [], "characters": []}
 
 
 def test_transcripts_are_normalized_to_the_alphabet():
@@ -143,11 +169,18 @@ def test_a_librispeech_folder_is_split_by_speaker(tmp_path, speech_corpus):
 
 # -- the model, end to end ------------------------------------------------------------
 def test_contract_with_the_shared_harness(tmp_path, speech_corpus):
-    from dlapps.testing import run_task_test
-
-    run_task_test(SpeechRecognition, tmp_path, config=TINY_SPEECH_CONFIG, data=speech_corpus, limit=16,
-                  bad_inputs=[(str(tmp_path / "missing.wav"), InvalidInputError),
-                              (np.zeros(1600, np.float32), InvalidInputError)])
+    example = str(speech_corpus / "test" / "00000.flac")
+    predictor = run_task_test(
+        SpeechRecognition, tmp_path, config=TINY_SPEECH_CONFIG, data=speech_corpus, limit=16,
+        bad_inputs=[(str(tmp_path / "missing.wav"), InvalidInputError),
+                    (np.zeros(1600, np.float32), InvalidInputError)],
+        long_input=_long_recording(speech_corpus), ui_call=("/transcribe", [handle_file(example), 1]))
+    # Options are typed and checked by the core; characters come only when asked for.
+    assert "characters" not in predictor.predict(example)
+    assert "characters" in predictor.predict(example, characters=True)
+    for bad in ({"beam_width": 0}, {"beam_width": 257}, {"beam_width": 2.5}, {"characters": "yes"}):
+        with pytest.raises(InvalidInputError, match=next(iter(bad))):
+            predictor.predict(example, **bad)
 
 
 def test_any_file_and_waveform_gives_a_transcript_and_bad_ones_a_clear_error(speech_model, tmp_path):
@@ -179,11 +212,12 @@ def test_a_ten_minute_recording_is_cut_into_windows_with_bounded_batches(speech_
     clip, _ = soundfile.read(speech_corpus / "test" / "00000.flac", dtype="float32")
     ten_minutes = np.resize(clip, 16_000 * 600)
     soundfile.write(tmp_path / "long.flac", ten_minutes, 16_000)
-    pieces = speech_model.task.preprocess(str(tmp_path / "long.flac"))
-    assert len(pieces) == 100 and max(len(p) for p in pieces) == 8 * 16_000  # 8 s windows every 6 s
+    pieces = speech_model.task.preprocess(str(tmp_path / "long.flac"), speech_model.options())
+    assert len(pieces) == 100 and max(len(x) for x, _ in pieces) == 8 * 16_000  # 8 s windows every 6 s
+    assert [c["offset"] for _, c in pieces] == [6.0 * i for i in range(100)]
     batches = []
     forward = speech_model.forward
-    speech_model.forward = lambda batch, **options: batches.append(batch.shape) or forward(batch, **options)
+    speech_model.forward = lambda batch, options: batches.append(batch.shape) or forward(batch, options)
     try:
         result = speech_model.predict([str(tmp_path / "long.flac")], batch_size=16)[0]
     finally:
@@ -206,12 +240,12 @@ def test_cli_predict_streams_files_and_folders_resumes_and_records_bad_files(spe
     out = tmp_path / "out.jsonl"
     model = str(speech_model.model_dir)
     assert main(["predict", "speech-recognition", str(single), str(folder), "--output", str(out), "--model", model,
-                 "--no-progress", "--beam-width", "4"]) == 0
+                 "--no-progress", "--beam-width", "4", "--characters", "true"]) == 0
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 6
     errors = {r["input"].rsplit("/", 1)[-1]: r["error"] for r in records if "error" in r}
     assert set(errors) == {"zero.wav", "readme.ogg"} and "empty (0 bytes)" in errors["zero.wav"]
-    assert all(isinstance(r["text"], str) for r in records if "error" not in r)
+    assert all(isinstance(r["text"], str) and isinstance(r["characters"], list) for r in records if "error" not in r)
     assert main(["predict", "speech-recognition", str(single), str(folder), "--output", str(out), "--model", model,
                  "--no-progress"]) == 0
     assert "6 already done" in capsys.readouterr().err
@@ -219,34 +253,55 @@ def test_cli_predict_streams_files_and_folders_resumes_and_records_bad_files(spe
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_eval_reports_wer_and_cer_in_metrics_and_model_card(speech_model, speech_corpus, capsys):
+def test_eval_reports_the_wer_and_cer_of_the_models_own_transcripts(speech_model, speech_corpus, capsys):
+    import jiwer
+
     model = speech_model.model_dir
     assert main(["eval", "speech-recognition", "--model", str(model)]) == 0
     assert "WER" in capsys.readouterr().out
     metrics = json.loads((model / "metrics.json").read_text())
-    assert 0 <= metrics["cer"] and 0 <= metrics["wer"] and metrics["utterances"] == 8
-    assert "wer" in (model / "README.md").read_text()
+    # The same numbers, recomputed by jiwer from what the model hears on the held-out split.
+    test = speech_dataset(speech_corpus, ALPHABET).test
+    said = list(test.targets)
+    heard = [normalize_transcript(r["text"], ALPHABET) for r in speech_model.predict(list(test.inputs))]
+    assert metrics["utterances"] == len(said) == 8
+    assert metrics["wer"] == round(jiwer.wer(said, heard), 4)
+    assert metrics["cer"] == round(jiwer.cer(said, heard), 4)
+    assert metrics["exact"] == round(sum(s == h for s, h in zip(said, heard)) / len(said), 4)
+    assert metrics["word_errors"]["reference_words"] == sum(len(s.split()) for s in said)
+    assert f"| wer | {metrics['wer']:.4f} |" in (model / "README.md").read_text()
     assert main(["eval", "speech-recognition", "--model", str(model), "--data", str(speech_corpus / "train.csv"),
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["utterances"] == 48
 
 
 def test_speech_tab_through_the_gradio_client(speech_model):
-    from gradio_client import Client, handle_file
-
     from dlapps.ui import task_blocks
 
-    example = speech_model.task.examples(speech_model)[0]
-    demo = task_blocks("speech-recognition", speech_model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        text, image, words, characters = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            handle_file(example), 2, api_name="/transcribe")
-    finally:
-        demo.close()
-    assert text == speech_model.predict(example, beam_width=2)["text"]
-    assert image and len(words["data"]) == len(text.split())
+    example = speech_model.examples()[0]
+    with gradio_client(task_blocks("speech-recognition", speech_model)) as client:
+        text, image, words, characters = client.predict(handle_file(example), 2, api_name="/transcribe")
+    expected = speech_model.predict(example, beam_width=2, characters=True)
+    assert text == expected["text"]
+    assert image and len(words["data"]) == len(text.split()) == len(expected["words"])
+    assert len(characters["data"]) == len(expected["characters"])
+
+
+def test_speech_metrics_count_errors_over_the_whole_split():
+    from dlapps_plugins.speech_recognition.speech_metrics import speech_metrics
+
+    said = ["one two three", "stop", "go left now"]  # 7 words, 28 characters with the spaces
+    perfect = speech_metrics(said, said)
+    assert (perfect["wer"], perfect["cer"], perfect["exact"], perfect["worst"]) == (0, 0, 1, [])
+    silent = speech_metrics(said, ["", "", ""])
+    assert (silent["wer"], silent["cer"], silent["exact"]) == (1, 1, 0)
+    assert silent["word_errors"] == {"substitutions": 0, "deletions": 7, "insertions": 0, "reference_words": 7}
+    one_wrong = speech_metrics(said, ["one two tree", "stop", "go left now"])
+    assert one_wrong["wer"] == round(1 / 7, 4) and one_wrong["cer"] == round(1 / 28, 4)
+    assert one_wrong["word_errors"]["substitutions"] == 1 and one_wrong["exact"] == round(2 / 3, 4)
+    assert one_wrong["worst"] == [{"reference": "one two three", "hypothesis": "one two tree", "wer": 0.333}]
+    extra = speech_metrics(said, ["one two three", "stop stop", "go left now"])
+    assert extra["wer"] == round(1 / 7, 4) and extra["word_errors"]["insertions"] == 1
 
 
 def test_spectrogram_image_marks_each_character_where_it_was_heard():
@@ -266,12 +321,19 @@ def test_a_local_keras_hub_moonshine_preset_fine_tunes_and_transcribes(tmp_path,
                                                                         tiny_moonshine_preset):
     from dlapps.testing import run_task_test
 
+    example = str(speech_corpus / "test" / "00001.flac")
     predictor = run_task_test(SpeechRecognition, tmp_path, data=speech_corpus, limit=8,
-                              preset=str(tiny_moonshine_preset), config={"max_transcript_tokens": 16})
+                              preset=str(tiny_moonshine_preset), config={"max_transcript_tokens": 16},
+                              long_input=_long_recording(speech_corpus),
+                              ui_call=("/transcribe", [handle_file(example), 1]))
     assert predictor.task.config["model"] == "moonshine" and predictor.meta["training"]["preset"]
-    result = predictor.predict(str(speech_corpus / "test" / "00001.flac"))
+    result = predictor.predict(example)
     assert isinstance(result["text"], str) and result["words"] == []
+    # The preprocessor is the task's state: saved with the model, read back once when it is loaded.
     assert (predictor.model_dir / "assets" / "moonshine_preprocessor" / "tokenizer.json").is_file()
+    assert predictor.task.codec is not None
+    with pytest.raises(InvalidInputError, match="train one from a preset"):
+        SpeechRecognition({"model": "moonshine"}).training_example(example, "yes")
 
 
 def test_a_missing_moonshine_preset_is_a_clear_error(tmp_path, speech_corpus):
@@ -290,11 +352,11 @@ def test_alignment_of_a_long_transcript_walks_back_through_every_state():
     assert [s for s, _, _ in spans] == list(range(0, 240, 2))
 
 
-def test_ui_examples_are_the_saved_recordings_in_any_audio_format(tmp_path):
-    task = SpeechRecognition()
-    assert task.examples(None) == []
-    (tmp_path / "examples").mkdir()
-    for name in ("00_yes.wav", "01_no.flac", "02_up.ogg", "notes.txt"):
-        (tmp_path / "examples" / name).write_bytes(b"x")
-    task.assets_dir = tmp_path
-    assert [Path(p).name for p in task.examples(None)] == ["00_yes.wav", "01_no.flac", "02_up.ogg"]
+def test_ui_examples_are_test_recordings_saved_as_flac_named_after_what_they_say(speech_model, speech_corpus):
+    test = speech_dataset(speech_corpus, ALPHABET).test
+    examples = [Path(p) for p in speech_model.examples()]
+    assert [p.name for p in examples] == [f"{i:02d}_{'_'.join(text.split()[:6])}.flac"
+                                          for i, text in enumerate(test.targets[:8])]
+    for example, source in zip(examples, test.inputs):
+        saved, rate = soundfile.read(example, dtype="float32")
+        assert rate == 16_000 and np.allclose(saved, soundfile.read(source, dtype="float32")[0], atol=1e-4)

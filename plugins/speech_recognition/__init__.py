@@ -1,10 +1,10 @@
 """Speech recognition: a CTC model over log-mel spectrograms, trained offline on espeak-ng speech."""
 
-import dlapps
+from dlapps.plugin import hookimpl
 
 from dlapps_plugins.speech_recognition.speech_recognition_task import SpeechRecognition
 
 
-@dlapps.hookimpl
+@hookimpl
 def dlapps_register_tasks(register):
     register(SpeechRecognition)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from dlapps.plugin import float32_output
+
 #: The characters the model writes; index 0 of the output is the CTC blank.
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
 #: Spectrogram frame step in samples at 16 kHz (10 ms).
@@ -117,7 +119,7 @@ def build_ctc_model(config: dict) -> keras.Model:
     for i in range(config["rnn_layers"]):
         x = layers.Bidirectional(layers.GRU(config["rnn_units"], return_sequences=True), name=f"bigru{i + 1}")(x)
         x = layers.Dropout(config["dropout"])(x)
-    logits = layers.Dense(len(ALPHABET) + 1, name="char_logits", dtype="float32")(x)
+    logits = float32_output(len(ALPHABET) + 1, name="char_logits")(x)
     logits = PaddingMask(FRAME_STEP * reduction, blank_logits=True, name="padding_blanks")([logits, waveform])
     return keras.Model(waveform, logits, name="ctc_speech_recognizer")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.errors import DataError
+from dlapps.plugin import DataError, generated_data, read_audio
 
 #: Changing the generator changes the data: bump this so cached copies are rebuilt.
 GENERATOR_VERSION = 4
@@ -91,8 +91,6 @@ def with_pauses(rng: np.random.Generator, text: str) -> str:
 
 def synthesize(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     """``text`` (plain or SSML) spoken by espeak-ng's ``voice`` (accent+variant), as float32 samples at 16 kHz."""
-    from dlapps.inputs import read_audio
-
     result = subprocess.run(["espeak-ng", "-m", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
                             capture_output=True, check=True)
     return read_audio(result.stdout, SAMPLE_RATE)
@@ -155,6 +153,4 @@ def write_corpus(folder, sizes: dict | None = None, seed: int = CORPUS_SEED, wor
 
 def default_folder() -> Path:
     """The synthesized default corpus under ``$DLAPPS_HOME/data``, written once (atomically) and reused."""
-    from dlapps.store import generated_data
-
     return generated_data(f"speech-espeak-v{GENERATOR_VERSION}", "test.csv", write_corpus)

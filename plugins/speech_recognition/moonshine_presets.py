@@ -3,7 +3,7 @@
 Moonshine is an encoder-decoder (audio in, text tokens out), not a CTC model:
 it has no frame alignment, so its results carry the transcript without word
 timings. dlapps takes its preprocessor off the model (the training loop feeds
-preprocessed arrays), keeps it in the artifact's assets, and decodes greedily.
+preprocessed arrays), keeps it as task state (saved with the model), and decodes greedily.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.presets import from_preset
+from dlapps.plugin import DlappsError, from_preset, load_preprocessor, save_preprocessor
 
 PREPROCESSOR_DIR = "moonshine_preprocessor"
 
@@ -44,19 +44,20 @@ class MoonshineCodec:
         self.preprocessor, self.max_tokens, self.backbone_config = preprocessor, max_tokens, backbone_config
 
     @classmethod
-    def load(cls, assets_dir: Path, max_tokens: int) -> "MoonshineCodec":
+    def load(cls, folder: Path, max_tokens: int) -> "MoonshineCodec":
+        """The codec that ``save`` wrote into ``folder`` (a model's state folder)."""
         import keras_hub
 
-        from dlapps.presets import load_preprocessor
-
-        preprocessor, backbone_config = load_preprocessor(keras_hub.models.MoonshineAudioToTextPreprocessor,
-                                                          Path(assets_dir) / PREPROCESSOR_DIR)
+        where = Path(folder) / PREPROCESSOR_DIR
+        if not (where / "config.json").is_file():
+            raise DlappsError(f"expected the Moonshine model's preprocessor in '{where}', found none: the model "
+                              "folder is incomplete; train it again")
+        preprocessor, backbone_config = load_preprocessor(keras_hub.models.MoonshineAudioToTextPreprocessor, where)
         return cls(preprocessor, max_tokens, backbone_config)
 
-    def save(self, assets_dir: Path) -> None:
-        from dlapps.presets import save_preprocessor
-
-        save_preprocessor(self.preprocessor, self.backbone_config, Path(assets_dir) / PREPROCESSOR_DIR)
+    def save(self, folder: Path) -> None:
+        """Write the preprocessor (tokenizer and audio converter) under ``folder``."""
+        save_preprocessor(self.preprocessor, self.backbone_config, Path(folder) / PREPROCESSOR_DIR)
 
     def training_example(self, waveform: np.ndarray, text: str):
         """(inputs by name, next-token targets, target weights) for one utterance, without a batch axis."""
@@ -64,7 +65,9 @@ class MoonshineCodec:
 
         x, y, weights = self.preprocessor({"audio": waveform[None, :, None], "text": [text]},
                                           decoder_sequence_length=self.max_tokens)
-        x = {k: ops.convert_to_numpy(v)[0] for k, v in x.items()}
+        # Padding masks as int8, not bool: Keras averages a first batch across replicas to learn its shapes,
+        # which a bool tensor cannot be (the model reads any nonzero value as True).
+        x = {k: _no_bool(ops.convert_to_numpy(v)[0]) for k, v in x.items()}
         return x, ops.convert_to_numpy(y)[0], ops.convert_to_numpy(weights)[0].astype(np.float32)
 
     def transcribe(self, model, waveforms: np.ndarray) -> list[str]:
@@ -81,3 +84,7 @@ class MoonshineCodec:
         texts = self.preprocessor.generate_postprocess(outputs)
         texts = texts.numpy() if hasattr(texts, "numpy") else texts
         return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in np.asarray(texts).reshape(-1)]
+
+
+def _no_bool(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.int8) if array.dtype == np.bool_ else array

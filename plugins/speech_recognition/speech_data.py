@@ -18,12 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from dlapps.batch import read_text_lines
-from dlapps.errors import DataError
-from dlapps.inputs import check_rows
-from dlapps.task import Dataset, Split
+from dlapps.plugin import FILE_KINDS, DataError, Dataset, Split, check_rows, read_text_lines, split_indices
 
 AUDIO_COLUMNS = ("audio", "path", "audio_filepath", "audio_path", "file", "filename", "wav")
 TEXT_COLUMNS = ("text", "transcript", "sentence", "transcription", "normalized_text")
@@ -133,8 +128,6 @@ def _first(row: dict, names):
 
 def read_librispeech(folder, alphabet: str) -> list[Utterance]:
     """Every utterance of a LibriSpeech-style tree (``*.trans.txt`` next to the audio files)."""
-    from dlapps.task import FILE_KINDS
-
     utterances, problems, rows = [], [], 0
     for transcripts in sorted(Path(folder).rglob("*.trans.txt")):
         for line, text in read_text_lines(transcripts):
@@ -202,15 +195,11 @@ def _split_manifests(folder: Path) -> dict[str, Path]:
 
 def _split(utterances: list[Utterance], seed: int):
     """80/10/10 by speaker when there are enough speakers (test speakers unseen), else by utterance."""
-    rng = np.random.default_rng(SPLIT_SEED + seed)
     speakers = sorted({u.speaker for u in utterances if u.speaker is not None})
     by_speaker = len(speakers) >= 10 and all(u.speaker is not None for u in utterances)
-    units = speakers if by_speaker else list(range(len(utterances)))  # what is dealt out to the splits
-    cut1, cut2 = (int(round(f * len(units))) for f in np.cumsum(FRACTIONS)[:2])
-    split_of = {units[k]: ("train" if i < cut1 else "validation" if i < cut2 else "test")
-                for i, k in enumerate(rng.permutation(len(units)))}
-    splits = {name: [u for i, u in enumerate(utterances) if split_of[u.speaker if by_speaker else i] == name]
-              for name in SPLIT_NAMES}
+    groups = [u.speaker for u in utterances] if by_speaker else None
+    parts = split_indices(len(utterances), FRACTIONS, seed=SPLIT_SEED + seed, groups=groups)
+    splits = {name: [utterances[i] for i in part] for name, part in zip(SPLIT_NAMES, parts)}
     if by_speaker:
         return splits, f"split 80/10/10 by speaker ({len(speakers)} speakers; test speakers are never trained on)"
     return splits, "split 80/10/10 by utterance (fewer than 10 known speakers)"
@@ -227,12 +216,3 @@ def _dataset(splits: dict, description: str) -> Dataset:
 def _sizes(splits: dict) -> str:
     return ", ".join(f"{name} {len(items):,}" for name, items in splits.items())
 
-
-def write_examples(split: Split, folder: Path, limit: int = 6) -> None:
-    """Copy a few test recordings (in their own format, named by what they say) for the UI's examples."""
-    import shutil
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, (audio, text) in enumerate(zip(split.inputs[:limit], split.targets[:limit])):
-        name = "_".join(str(text).split()[:6]) or "example"
-        shutil.copyfile(audio, folder / f"{i:02d}_{name}{Path(audio).suffix.lower()}")

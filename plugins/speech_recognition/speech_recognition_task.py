@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import dlapps
-from dlapps.errors import InvalidInputError
-from dlapps.task import Pieces
+from dlapps.plugin import AUDIO_SAMPLE_RATE, InvalidInputError, Option, Pieces, Task, read_audio
 
 #: A recording whose peak stays below this (-60 dBFS) is silence.
 SILENCE_PEAK = 1e-3
 
 
-class SpeechRecognition(dlapps.Task):
+class SpeechRecognition(Task):
     name = "speech-recognition"
     title = "Speech recognition"
     description = ("Any recording in (WAV, FLAC, OGG; any rate), its transcript out: a CTC model over log-mels, "
@@ -22,8 +20,8 @@ class SpeechRecognition(dlapps.Task):
     input_field = "audio"
     monitor = "val_loss"
     predict_options = {
-        "beam_width": 1,        # 1 is greedy decoding; more is CTC beam search
-        "characters": False,    # also return every character with when it was heard
+        "beam_width": Option(int, 1, "1 is greedy decoding; more is CTC beam search", min=1, max=256),
+        "characters": Option(bool, False, "also return every character with when it was heard"),
     }
     default_config = {
         "model": "ctc",
@@ -44,7 +42,8 @@ class SpeechRecognition(dlapps.Task):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self._codec = None
+        #: The Moonshine preprocessor (a ``MoonshineCodec``): set by ``load_preset`` or ``load_state``.
+        self.codec = None
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):
@@ -72,29 +71,37 @@ class SpeechRecognition(dlapps.Task):
 
         return as_split(speech_utterances(path, ALPHABET))
 
-    # -- model -------------------------------------------------------------
+    # -- model and state -----------------------------------------------------
     @property
     def moonshine(self) -> bool:
         """Whether the model is a KerasHub Moonshine encoder-decoder (from a preset) rather than the CTC model."""
         return self.config["model"] == "moonshine"
 
-    @property
-    def codec(self):
-        """The Moonshine preprocessor: made by ``load_preset`` or read from the artifact's assets."""
-        if self._codec is None:
-            from dlapps_plugins.speech_recognition.moonshine_presets import MoonshineCodec
-
-            self._codec = MoonshineCodec.load(self.assets_dir, self.config["max_transcript_tokens"])
-        return self._codec
-
     def adapt(self, dataset):
         self.config["model"] = "ctc"
+        self.codec = None
 
     def load_preset(self, preset, config):
         from dlapps_plugins.speech_recognition.moonshine_presets import moonshine_from_preset
 
-        model, self._codec = moonshine_from_preset(preset, config)
+        model, self.codec = moonshine_from_preset(preset, config)
         return model
+
+    def save_state(self, folder):
+        if self.moonshine:
+            self._codec().save(folder)
+
+    def load_state(self, folder):
+        from dlapps_plugins.speech_recognition.moonshine_presets import MoonshineCodec
+
+        self.codec = MoonshineCodec.load(folder, self.config["max_transcript_tokens"]) if self.moonshine else None
+
+    def _codec(self):
+        """The Moonshine preprocessor; an error saying what to do when no model has set it."""
+        if self.codec is None:
+            raise InvalidInputError("this Moonshine speech recognizer has no preprocessor: train one from a preset "
+                                    "(dlapps train speech-recognition --preset ...) or load a trained model")
+        return self.codec
 
     def build_model(self, config):
         from dlapps_plugins.speech_recognition.ctc_model import build_ctc_model
@@ -122,12 +129,11 @@ class SpeechRecognition(dlapps.Task):
         return {"LogMelSpectrogram": ctc_model.LogMelSpectrogram, "ctc_loss": ctc_model.ctc_loss}
 
     def training_example(self, raw, target):
-        from dlapps.inputs import read_audio
         from dlapps_plugins.speech_recognition.ctc_decoding import encode
         from dlapps_plugins.speech_recognition.ctc_model import FRAME_STEP, frames_for
 
         if self.moonshine:
-            return self.codec.training_example(read_audio(raw), str(target))
+            return self._codec().training_example(read_audio(raw), str(target))
         waveform, labels = read_audio(raw), encode(str(target))
         reduction = self.config["time_reduction"]
         needed = len(labels) + int(np.sum(labels[1:] == labels[:-1])) + 1  # CTC needs a blank between repeats
@@ -135,101 +141,89 @@ class SpeechRecognition(dlapps.Task):
             waveform = np.pad(waveform, (0, needed * FRAME_STEP * reduction))
         return waveform, labels
 
-    def write_assets(self, assets_dir, dataset):
-        from dlapps_plugins.speech_recognition.speech_data import write_examples
-
-        if self.moonshine:
-            self.codec.save(assets_dir)
-        if dataset is not None:
-            write_examples(dataset.test, assets_dir / "examples")
-
     # -- inference ---------------------------------------------------------
-    def is_single(self, raw):
-        if isinstance(raw, tuple) and len(raw) == 2 and any(isinstance(x, np.ndarray) for x in raw):
-            return True  # (sample_rate, waveform) or (waveform, sample_rate)
-        return not isinstance(raw, (list, tuple))
-
-    def preprocess(self, raw):
-        from dlapps.inputs import read_audio
-
+    def preprocess(self, raw, options):
+        """A waveform and ``{"offset": 0.0, "frames": heard output frames}``; a recording longer than a window
+        is ``Pieces`` of overlapping windows, each with its offset (seconds); a silent one has no pieces."""
         waveform = read_audio(raw)
-        if np.abs(waveform).max() < SILENCE_PEAK:
-            return Pieces()  # no sound at all: an empty transcript, without running the model
         window, hop = self._window_samples()
-        if len(waveform) <= window:
-            return waveform
-        count = -(-(len(waveform) - window) // hop) + 1
-        return Pieces(waveform[i * hop:i * hop + window] for i in range(count))
+        if np.abs(waveform).max() < SILENCE_PEAK:
+            starts = []  # no sound at all: an empty transcript, without running the model
+        elif len(waveform) <= window:
+            starts = [0]
+        else:
+            starts = [i * hop for i in range(-(-(len(waveform) - window) // hop) + 1)]
+        pairs = [(waveform[start:start + window], self._window_context(waveform[start:start + window], start))
+                 for start in starts]
+        if len(pairs) == 1:
+            return pairs[0]
+        return Pieces(pairs, {"offsets": [c["offset"] for _, c in pairs],
+                              "window_seconds": window / AUDIO_SAMPLE_RATE})
+
+    def _window_context(self, window: np.ndarray, start: int) -> dict:
+        from dlapps_plugins.speech_recognition.ctc_model import heard_frames
+
+        frames = 0 if self.moonshine else int(heard_frames(window[None], self.config["time_reduction"])[0])
+        return {"offset": start / AUDIO_SAMPLE_RATE, "frames": frames}
 
     def _window_samples(self) -> tuple[int, int]:
-        from dlapps.inputs import AUDIO_SAMPLE_RATE
-
         window = int(self.config["window_seconds"] * AUDIO_SAMPLE_RATE)
         overlap = int(self.config["window_overlap_seconds"] * AUDIO_SAMPLE_RATE)
         return window, window - overlap
 
-    def check_options(self, options):
-        beam_width = options["beam_width"]
-        if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)) or not 1 <= beam_width <= 256:
-            raise InvalidInputError(f"expected beam_width to be an integer from 1 (greedy) to 256, received "
-                                    f"{beam_width!r}")
-        if not isinstance(options["characters"], (bool, np.bool_)):
-            raise InvalidInputError(f"expected characters to be true or false, received {options['characters']!r}")
-        return {**options, "beam_width": int(beam_width), "characters": bool(options["characters"])}
-
-    def forward(self, model, batch, beam_width=1, characters=False):
-        from dlapps.inputs import AUDIO_SAMPLE_RATE
+    def forward(self, model, batch, options):
         from dlapps_plugins.speech_recognition.ctc_decoding import decode
         from dlapps_plugins.speech_recognition.ctc_model import heard_frames
 
         if self.moonshine:
-            return {"text": np.array(self.codec.transcribe(model, batch), dtype=object)}
+            return {"text": np.array(self._codec().transcribe(model, batch), dtype=object)}
         # Pad to whole seconds, so recordings of every length share a few compiled shapes (padding is masked).
         batch = np.pad(batch, ((0, 0), (0, -batch.shape[1] % AUDIO_SAMPLE_RATE)))
-        logits = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        # (A model built under MirroredStrategy gives every replica's copy of the batch: keep the first.)
+        logits = np.asarray(model.predict_on_batch(batch), dtype=np.float32)[:len(batch)]
         log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
         frames = np.minimum(heard_frames(batch, self.config["time_reduction"]), log_probs.shape[1])
-        decoded = decode(log_probs, beam_width, frames)
+        decoded = decode(log_probs, options["beam_width"], frames)
         ids = np.full((len(decoded), max(1, max(map(len, decoded)))), -1, dtype=np.int32)
         for row, labels in zip(ids, decoded):
             row[:len(labels)] = labels
-        return {"log_probs": log_probs, "frames": frames, "ids": ids, "characters": np.full(len(decoded), characters)}
+        return {"log_probs": log_probs, "ids": ids}
 
-    def postprocess(self, output):
-        from dlapps.inputs import AUDIO_SAMPLE_RATE
+    def postprocess(self, output, context, options):
+        """The window's transcript, words (and characters) with times in seconds from the recording's start."""
         from dlapps_plugins.speech_recognition.ctc_decoding import text_of, timed_characters, words_of
         from dlapps_plugins.speech_recognition.ctc_model import FRAME_STEP
 
-        if "text" in output:  # Moonshine: a transcript without frame alignment
+        if self.moonshine:  # a transcript without frame alignment
             return {"text": " ".join(str(output["text"]).split()), "words": []}
         ids = [int(i) for i in output["ids"] if i > 0]
-        log_probs = output["log_probs"][:int(output["frames"])]  # the frames of this recording, not of padding
-        chars = timed_characters(log_probs, ids, FRAME_STEP * self.config["time_reduction"] / AUDIO_SAMPLE_RATE)
+        log_probs = output["log_probs"][:context["frames"]]  # the frames of this recording, not of padding
+        frame_seconds = FRAME_STEP * self.config["time_reduction"] / AUDIO_SAMPLE_RATE
+        chars = timed_characters(log_probs, ids, frame_seconds)
+        if context["offset"]:
+            chars = [{**c, "start": round(c["start"] + context["offset"], 3),
+                      "end": round(c["end"] + context["offset"], 3)} for c in chars]
         result = {"text": " ".join(text_of(ids).split()), "words": words_of(chars)}
-        if output["characters"]:
+        if options["characters"]:
             result["characters"] = chars
         return result
 
-    def combine(self, results):
+    def combine(self, results, context, options):
         """Stitch overlapping windows: each keeps what it heard nearer its own middle than its neighbours'."""
-        from dlapps.inputs import AUDIO_SAMPLE_RATE
         from dlapps_plugins.speech_recognition.ctc_decoding import keep_between
 
         if self.moonshine:  # windows without overlap or timings: the transcripts one after another
             return {"text": " ".join(r["text"] for r in results if r["text"]), "words": []}
-        window, hop = (n / AUDIO_SAMPLE_RATE for n in self._window_samples())
-        overlap = window - hop
         combined = {"text": "", "words": []}
-        if results and "characters" in results[0]:
+        if options["characters"]:
             combined["characters"] = []
+        offsets, window = context["offsets"], context["window_seconds"]
         for i, result in enumerate(results):
-            offset = i * hop
-            start = offset + overlap / 2 if i else 0.0
-            end = offset + hop + overlap / 2 if i < len(results) - 1 else float("inf")
+            # The boundary between two windows is the middle of their overlap.
+            start = (offsets[i - 1] + window + offsets[i]) / 2 if i else 0.0
+            end = (offsets[i] + window + offsets[i + 1]) / 2 if i < len(results) - 1 else float("inf")
             for key in combined.keys() - {"text"}:
-                shifted = [{**x, "start": round(x["start"] + offset, 3), "end": round(x["end"] + offset, 3)}
-                           for x in result[key]]
-                combined[key] += keep_between(shifted, start, end)
+                combined[key] += keep_between(result[key], start, end)
         combined["text"] = " ".join(w["word"] for w in combined["words"])
         return combined
 
@@ -251,14 +245,6 @@ class SpeechRecognition(dlapps.Task):
         return format_speech_metrics(metrics)
 
     # -- UI ----------------------------------------------------------------
-    def examples(self, predictor):
-        from dlapps.task import FILE_KINDS
-
-        folder = self.assets_dir
-        if folder is None:
-            return []
-        return sorted(str(p) for p in folder.glob("examples/*") if p.suffix.lower() in FILE_KINDS["audio"])
-
     def ui(self, predictor):
         from dlapps_plugins.speech_recognition.speech_recognition_ui import speech_recognition_ui
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.inputs import AUDIO_SAMPLE_RATE
-from dlapps.ui import model_summary, raise_for_ui
+from dlapps.plugin import AUDIO_SAMPLE_RATE, model_summary, option_control, raise_for_ui, read_audio
 
 #: Spectrogram image height in pixels, and the band above it where characters are written.
 IMAGE_HEIGHT, LABEL_BAND = 200, 28
@@ -40,14 +39,12 @@ def spectrogram_image(waveform: np.ndarray, characters: list[dict] = (), max_wid
 def speech_recognition_ui(task, predictor) -> None:
     import gradio as gr
 
-    from dlapps.inputs import read_audio
-
     def transcribe(audio, beam_width):
         if audio is None:
             return "", None, [], []
         with raise_for_ui():
             waveform = read_audio(audio)
-            result = predictor.predict((waveform, AUDIO_SAMPLE_RATE), beam_width=int(beam_width), characters=True)
+            result = predictor.predict((waveform, AUDIO_SAMPLE_RATE), beam_width=beam_width, characters=True)
         timed = result.get("characters", [])  # a Moonshine preset model has no alignment
         words = [[w["word"], w["start"], w["end"], w["confidence"]] for w in result["words"]]
         chars = [[c["char"], c["start"], c["end"], c["confidence"]] for c in timed]
@@ -60,8 +57,8 @@ def speech_recognition_ui(task, predictor) -> None:
                          elem_id="speech-recognition-input")
         with gr.Column():
             text = gr.Textbox(label="Transcript", lines=3, interactive=False, elem_id="speech-recognition-output")
-            beam = gr.Slider(1, 32, value=task.predict_options["beam_width"], step=1,
-                             label="Beam width (1 = greedy)", elem_id="speech-recognition-beam")
+            beam = option_control("beam_width", task.predict_options["beam_width"], task.config,
+                                  label="Beam width (1 = greedy)", elem_id="speech-recognition-beam")
             button = gr.Button("Transcribe", variant="primary", elem_id="speech-recognition-run")
     spectrogram = gr.Image(label="Log-mel spectrogram, with each character where it was heard", type="numpy",
                            interactive=False, elem_id="speech-recognition-spectrogram")
@@ -71,7 +68,7 @@ def speech_recognition_ui(task, predictor) -> None:
         characters = gr.Dataframe(headers=["character", "start (s)", "end (s)", "confidence"],
                                   label="CTC alignment: characters", interactive=False,
                                   elem_id="speech-recognition-characters")
-    examples = task.examples(predictor)
+    examples = predictor.examples()
     if examples:
         gr.Examples(examples, inputs=audio)
     outputs = [text, spectrogram, words, characters]
