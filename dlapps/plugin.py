@@ -31,7 +31,7 @@ from dlapps.inputs import (
 )
 from dlapps.batch import read_input_file, read_text_lines
 from dlapps.inference import stack_inputs
-from dlapps.layers import float32_output
+from dlapps.layers import float32_output, predict_on_batch
 from dlapps.options import Option
 from dlapps.outputs import AudioOutput, FileOutput, ImageOutput
 from dlapps.presets import from_preset, load_preprocessor, save_preprocessor
@@ -42,7 +42,7 @@ from dlapps.ui import model_summary, option_control, raise_for_ui
 __all__ = [
     "AUDIO_SAMPLE_RATE", "AudioOutput", "DataError", "Dataset", "DecodedImage", "DlappsError", "FILE_KINDS",
     "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Pieces", "PresetError", "Split", "Task",
-    "check_rows", "float32_output", "from_preset", "generated_data", "hookimpl", "load_preprocessor",
+    "check_rows", "float32_output", "from_preset", "generated_data", "hookimpl", "load_preprocessor", "predict_on_batch",
     "model_summary", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
     "read_text_lines", "report_skipped", "resize_image", "save_preprocessor", "split_dataset", "split_indices",
     "stack_inputs",

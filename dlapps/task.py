@@ -183,9 +183,13 @@ class Task:
     def forward(self, model, batch, options: dict):
         """The model on one batch of model inputs; the only step that touches the device.
 
-        Override for more than one call of the model per batch (a decoding or sampling loop).
+        Override for more than one call of the model per batch (a decoding or sampling loop); call the
+        model there with ``predict_on_batch(model, batch)`` from ``dlapps.plugin`` (one row per input on
+        every distribution strategy).
         """
-        return model.predict_on_batch(batch)
+        from dlapps.layers import predict_on_batch
+
+        return predict_on_batch(model, batch)
 
     def postprocess(self, output, context, options: dict):
         """One model output (no batch axis) and its input's context -> a result: plain JSON-able data,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import AUDIO_SAMPLE_RATE, InvalidInputError, Option, Pieces, Task, read_audio
+from dlapps.plugin import AUDIO_SAMPLE_RATE, InvalidInputError, Option, Pieces, Task, predict_on_batch, read_audio
 
 #: A recording whose peak stays below this (-60 dBFS) is silence.
 SILENCE_PEAK = 1e-3
@@ -180,7 +180,7 @@ class SpeechRecognition(Task):
         # Pad to whole seconds, so recordings of every length share a few compiled shapes (padding is masked).
         batch = np.pad(batch, ((0, 0), (0, -batch.shape[1] % AUDIO_SAMPLE_RATE)))
         # (A model built under MirroredStrategy gives every replica's copy of the batch: keep the first.)
-        logits = np.asarray(model.predict_on_batch(batch), dtype=np.float32)[:len(batch)]
+        logits = np.asarray(predict_on_batch(model, batch), dtype=np.float32)
         log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
         frames = np.minimum(heard_frames(batch, self.config["time_reduction"]), log_probs.shape[1])
         decoded = decode(log_probs, options["beam_width"], frames)
