@@ -18,7 +18,6 @@ class Recommendation(Task):
     input_kind = "id"
     output_kind = "ranked-items"
     input_field = "user"
-    monitor = "val_loss"
     predict_options = {
         "k": Option(int, 10, "how many movies to return", min=1, max=lambda config: config["n_items"]),
         "exclude_seen": Option(bool, True, "leave out movies the user has already watched"),

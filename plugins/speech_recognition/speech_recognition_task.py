@@ -18,7 +18,6 @@ class SpeechRecognition(Task):
     input_kind = "audio"
     output_kind = "text"
     input_field = "audio"
-    monitor = "val_loss"
     predict_options = {
         "beam_width": Option(int, 1, "1 is greedy decoding; more is CTC beam search", min=1, max=256),
         "characters": Option(bool, False, "also return every character with when it was heard"),
@@ -40,10 +39,8 @@ class SpeechRecognition(Task):
         "learning_rate": 2e-3,
     }
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        #: The Moonshine preprocessor (a ``MoonshineCodec``): set by ``load_preset`` or ``load_state``.
-        self.codec = None
+    #: The Moonshine preprocessor (a ``MoonshineCodec``), state: set by ``load_preset`` or ``load_state``.
+    codec = None
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):

@@ -19,7 +19,6 @@ class Translation(Task):
     input_kind = "text"
     output_kind = "text"
     input_field = "text"
-    monitor = "val_loss"
     predict_options = {
         "beam_size": Option(int, 4, "1 is greedy decoding", min=1, max=64),
         "max_output_tokens": Option(int, 0, "0: automatic, twice the source length plus 10, at most the "
