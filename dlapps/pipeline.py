@@ -53,24 +53,25 @@ def make_tf_dataset(task, split, batch_size: int, training: bool = False, seed: 
 
 
 def _streams(first, split) -> bool:
-    """Whether a split is too large to hold prepared in memory and can stream: one input array, and
-    targets in one array of per-example values of one shape."""
-    targets = split.targets
-    return isinstance(first[0], np.ndarray) and first[0].nbytes * len(split) > IN_MEMORY_BYTES \
-        and isinstance(targets, np.ndarray) and len(first) == 2 and np.ndim(first[1]) == targets.ndim - 1
+    """Whether a split is too large to hold prepared in memory and can stream: examples of one input
+    array and one target array, each of one shape."""
+    return len(first) == 2 and all(isinstance(part, (np.ndarray, np.generic)) for part in first) \
+        and first[0].nbytes * len(split) > IN_MEMORY_BYTES
 
 
 def _streaming_examples(task, split, first):
+    """Examples made on the fly by ``task.training_example`` (input and target both), in parallel."""
     import tensorflow as tf
 
-    x0, targets = first[0], split.targets
+    x0, y0 = (np.asarray(part) for part in first)
 
     def load(i):
-        return np.asarray(task.training_example(split.inputs[int(i)], targets[int(i)])[0], dtype=x0.dtype)
+        x, y = task.training_example(split.inputs[int(i)], split.target(int(i)))
+        return np.asarray(x, dtype=x0.dtype), np.asarray(y, dtype=y0.dtype)
 
     def to_example(i):
-        x = tf.numpy_function(load, [i], tf.as_dtype(x0.dtype))
-        return tf.ensure_shape(x, x0.shape), tf.gather(targets, i)
+        x, y = tf.numpy_function(load, [i], (tf.as_dtype(x0.dtype), tf.as_dtype(y0.dtype)))
+        return tf.ensure_shape(x, x0.shape), tf.ensure_shape(y, y0.shape)
 
     return tf.data.Dataset.range(len(split)).map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
 

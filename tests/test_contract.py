@@ -202,3 +202,19 @@ def test_plugins_add_input_flags_through_the_hook():
     flags = host.input_flags("toy-denoiser")
     assert [f.name for f in flags] == ["zeros"] and flags[0].read("2")[1] == ("zeros-1", [0, 0, 0, 0])
     assert host.input_flags("another-task") == []
+
+
+def test_large_splits_stream_and_keep_the_tasks_target_transform(monkeypatch):
+    from dlapps import pipeline
+    from dlapps.plugin import Split, Task
+
+    class Shifted(Task):
+        def training_example(self, raw, target):
+            return np.full(3, raw, np.float32), np.int32(target + 100)
+
+    prepared = []
+    monkeypatch.setattr(pipeline, "prepare_examples", lambda *args: prepared.append(args))
+    monkeypatch.setattr(pipeline, "IN_MEMORY_BYTES", 0)  # every split is "too large": it streams
+    x, y = next(iter(Shifted().make_dataset(Split([1, 2, 3], np.array([0, 1, 2])), training=False, batch_size=3)))
+    assert prepared == [], "a large split must not be prepared in memory"
+    assert y.numpy().tolist() == [100, 101, 102] and x.numpy()[:, 0].tolist() == [1, 2, 3]
