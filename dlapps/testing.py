@@ -197,20 +197,27 @@ def _client_value(raw):
 
 
 @contextlib.contextmanager
-def gradio_client(blocks):
-    """Serve ``blocks`` on a free localhost port and yield a ``gradio_client.Client`` for it."""
+def serve(blocks):
+    """Serve Gradio ``blocks`` on a free localhost port; yields its URL, closes the server after."""
     import socket
-
-    from gradio_client import Client
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield f"http://127.0.0.1:{port}/"
     finally:
         blocks.close()
+
+
+@contextlib.contextmanager
+def gradio_client(blocks):
+    """Serve ``blocks`` on a free localhost port and yield a ``gradio_client.Client`` for it."""
+    from gradio_client import Client
+
+    with serve(blocks) as url:
+        yield Client(url, verbose=False)
 
 
 def assert_same(a, b, path: str = "result") -> None:

@@ -1,7 +1,6 @@
 """Shared fixtures. Every test runs with DLAPPS_HOME in a fresh temporary folder."""
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -21,12 +20,6 @@ TINY_TRANSLATION_CONFIG = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim":
 
 #: A small, fast speech recognizer config for tests.
 TINY_SPEECH_CONFIG = {"num_mel_bins": 40, "conv_filters": 8, "rnn_units": 16, "rnn_layers": 1, "dropout": 0.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import contextlib
 
 import pytest
 
-from conftest import free_port
+from dlapps.testing import serve
 from dlapps.ui import studio
 
 CHROMIUM = "/usr/bin/chromium"
@@ -28,11 +28,8 @@ def studio_page(url: str, tab: str):
 
 @pytest.fixture(scope="module")
 def running_studio(digits_model, translation_model, recommendation_model, speech_model):
-    demo = studio()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with serve(studio()) as url:
+        yield url
 
 
 def test_gradio_client_classifies_an_example(running_studio, example_images, digits_model):
