@@ -28,17 +28,18 @@ __version__ = "0.1.0"
 
 
 def studio(task_names=None, train_missing: bool = True):
-    """The Gradio studio: every installed task (or ``task_names``) as a tab."""
+    """The Gradio studio: every installed task (or ``task_names``) as a tab; a missing default model
+    trains in the background once the app is served (see ``dlapps.ui``)."""
     from dlapps.ui import studio as build_studio
 
     return build_studio(task_names, train_missing)
 
 
-def task_app(task_name: str):
-    """A Gradio app of one task (its model trained first if there is none)."""
-    from dlapps.ui import task_blocks
+def task_app(task_name: str, train_missing: bool = True):
+    """A Gradio app of one task, as its studio tab."""
+    from dlapps.ui import studio as build_studio
 
-    return task_blocks(task_name)
+    return build_studio([task_name], train_missing)
 
 
 __all__ = [

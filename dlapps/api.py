@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlapps.errors import ModelNotFoundError
+from dlapps.errors import ModelNotFoundError, PresetError
 from dlapps.inference import Predictor
 
 
@@ -37,11 +37,21 @@ def resolve_task(task, config: dict | None = None):
     return task_class(task)(config)
 
 
-def load(task, model_dir=None) -> Predictor:
-    """The predictor for ``task`` (a name or a Task class), from ``model_dir`` or the default location."""
+def load(task, model_dir=None, preset: str | None = None) -> Predictor:
+    """The predictor for ``task`` (a name or a Task class), from ``model_dir`` or the default location;
+    or, with ``preset``, straight from a pretrained preset (a name or a local directory), untrained, for a
+    task that predicts from one as it is (``Task.load_pretrained``)."""
     from dlapps import runtime, store
 
     task_cls = task_class(task)
+    if preset is not None:
+        if model_dir is not None:
+            raise PresetError(f"expected a model directory or a preset, received both: '{model_dir}' and {preset!r}")
+        runtime.configure()
+        instance = task_cls()
+        model = instance.load_pretrained(str(preset), instance.config)
+        return Predictor(instance, model, meta={"task": task_cls.name, "preset": str(preset),
+                                                "config": instance.config})
     path = Path(model_dir).expanduser() if model_dir else store.default_model_dir(task_cls.name)
     if not store.exists(path):
         out = f" --out {path}" if model_dir else ""

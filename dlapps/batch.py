@@ -47,15 +47,17 @@ def collect_inputs(task, sources: Iterable[str] = (), input_file=None, extra=())
     A source that cannot give any input becomes an InvalidInputError in place of its raw value.
     An input named more than once (a file and its folder, say) is kept once.
     """
-    suffixes = FILE_KINDS.get(task.input_kind)
+    kinds = [kind for kind in (task.input_file_kinds or (task.input_kind,)) if kind in FILE_KINDS]
+    suffixes = tuple(s for kind in kinds for s in FILE_KINDS[kind]) if kinds else None
     items: list[tuple[str, Any]] = []
     for source in sources:
         if suffixes is None:
-            items.append((source, source))
+            items.append((source, source if str(source).strip() else InvalidInputError(
+                f"expected a non-empty {task.input_kind} input, received an empty one ({source!r})")))
         elif Path(source).is_dir():
             found = sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
-                items.append((source, InvalidInputError(f"expected {task.input_kind} files ({', '.join(suffixes)}) "
+                items.append((source, InvalidInputError(f"expected {' or '.join(kinds)} files ({', '.join(suffixes)}) "
                                                         f"in the directory '{source}', found none")))
             items += [(str(p), str(p)) for p in found]
         else:
@@ -128,8 +130,10 @@ def _field(row, field: str, path, line):
 
 
 # -- output and resume ---------------------------------------------------------
-def done_inputs(output: Path) -> set[str]:
-    """Ids already recorded in ``output``; a torn last line (from a killed run) is cut off."""
+def done_inputs(output: Path, retry_errors: bool = False) -> set[str]:
+    """Ids already recorded in ``output``; a torn last line (from a killed run) is cut off. With
+    ``retry_errors`` the error records are taken out of the file (rewritten whole, atomically), so
+    that their inputs run again."""
     done: set[str] = set()
     if not output.exists():
         return done
@@ -147,7 +151,30 @@ def done_inputs(output: Path) -> set[str]:
     if good_end != output.stat().st_size:
         with open(output, "r+b") as handle:
             handle.truncate(good_end)
+    if retry_errors:
+        done -= _drop_error_records(output)
     return done
+
+
+def _drop_error_records(output: Path) -> set[str]:
+    """Remove the error records from ``output``; the ids they were for."""
+    import os
+    import tempfile
+
+    kept, dropped = [], set()
+    with open(output, "rb") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if set(record) == {"input", "error", "error_type"}:
+                dropped.add(record["input"])
+            else:
+                kept.append(line)
+    if dropped:
+        handle_fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        with os.fdopen(handle_fd, "wb") as out:
+            out.writelines(kept)
+        os.replace(tmp, output)
+    return dropped
 
 
 def error_record(input_id: str, exc: BaseException) -> dict:
@@ -161,9 +188,11 @@ def default_output_dir(output) -> Path:
 
 
 def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: int = 32,
-              progress: bool = True, echo=None, options: dict | None = None, output_dir=None) -> BatchSummary:
+              progress: bool = True, echo=None, options: dict | None = None, output_dir=None,
+              retry_errors: bool = False) -> BatchSummary:
     """Predict every item, appending one JSON line per input to ``output`` (or echoing to stdout).
 
+    Inputs already in ``output`` are skipped; with ``retry_errors`` those recorded as errors run again.
     ``options`` are the task's predict options (e.g. ``{"beam_size": 4}``). File
     results (images, audio) are written under ``output_dir`` (see ``default_output_dir``),
     and the record holds their paths relative to the JSONL file's folder.
@@ -175,7 +204,7 @@ def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: 
     summary = BatchSummary(output=Path(output) if output else None)
     files_dir = Path(output_dir) if output_dir else default_output_dir(output)
     relative_to = summary.output.parent if summary.output else Path.cwd()
-    done = done_inputs(summary.output) if summary.output else set()
+    done = done_inputs(summary.output, retry_errors) if summary.output else set()
     todo = [(i, raw) for i, raw in items if i not in done]
     summary.skipped = len(items) - len(todo)
     sink = open(summary.output, "a", encoding="utf-8") if summary.output else None
@@ -218,6 +247,27 @@ def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: 
         if sink:
             sink.close()
     return summary
+
+
+def result_format_path(task, fmt: str, output) -> Path:
+    """Where ``dlapps predict --format FMT`` writes the run's records in the task's format ``fmt``: beside the
+    JSONL, with the format's suffix (``out.jsonl`` -> ``out.coco.json``). Checked before the run starts."""
+    if fmt not in task.result_formats:
+        known = ", ".join(map(repr, task.result_formats)) or f"none (task {task.name!r} writes JSONL only)"
+        raise InvalidInputError(f"expected --format to be one of: {known}; received {fmt!r}")
+    if not output:
+        raise InvalidInputError(f"expected --output FILE.jsonl with --format {fmt}: the {fmt} file is written "
+                                "beside the JSONL, from its records")
+    return Path(output).with_name(Path(output).stem + task.result_formats[fmt])
+
+
+def write_result_format(task, fmt: str, output) -> Path:
+    """Every record of the JSONL ``output`` (this run's and earlier runs'), written in the task's format ``fmt``."""
+    path = result_format_path(task, fmt, output)
+    with open(output, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    task.write_results(fmt, records, path)
+    return path
 
 
 def json_line(record: dict) -> str:

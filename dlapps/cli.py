@@ -51,6 +51,7 @@ def _input_flags(task_cls) -> list:
 def build_parser(predict_task=None) -> argparse.ArgumentParser:
     """The argument parser; ``predict_task`` adds that task's predict options and input flags to ``predict``."""
     parser = argparse.ArgumentParser(prog="dlapps", description="Deep-learning applications behind one plugin host.")
+    parser.add_argument("--version", action="version", version=f"dlapps {_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list plugins, their tasks and versions, and plugins that failed to load")
@@ -88,20 +89,31 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("--output", help="JSONL file to append results to; a rerun skips inputs already in it")
     p.add_argument("--output-dir", help="where file results (images as PNG, audio as WAV) are written; the JSONL "
                                         "holds their paths (default: OUTPUT_files/ beside the JSONL)")
+    p.add_argument("--format", help="also write the results in another format the task offers, beside the JSONL "
+                                    "(e.g. coco: OUTPUT.coco.json); needs --output")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--model", help="model directory (default: $DLAPPS_HOME/models/TASK)")
+    p.add_argument("--preset", help="predict straight from a pretrained preset (a name or a local preset directory), "
+                                    "for tasks that can, instead of a trained model")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="with an existing --output: run again the inputs whose record is an error")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a predict option of the task, e.g. --set beam_size=4 (see `dlapps plugins`)")
     if predict_task is not None:
         _add_task_flags(p, predict_task)
     p.set_defaults(handler=cmd_predict)
 
-    p = sub.add_parser("demo", help="open the studio: every task in a browser (trains missing models first)")
+    p = sub.add_parser("demo", help="open the studio: every task in a browser (missing models train in the "
+                                     "background)")
     p.add_argument("--task", action="append", help="only these tasks (repeatable)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine "
+                                                        "only; 0.0.0.0 serves the network)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--no-train", action="store_true", help="do not train missing models; show why instead")
+    p.add_argument("--no-train", action="store_true", help="do not train missing models; their tabs say how")
+    p.add_argument("--max-file-size", default="50mb", help="largest upload accepted (default 50mb)")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="requests waiting at most; beyond it a request is told the server is busy (default 64)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("new-plugin", help="write a ready plugin package with a task and its tests")
@@ -213,25 +225,38 @@ def _task_flag_values(args, task) -> tuple[dict, list]:
 
 def cmd_predict(args) -> int:
     from dlapps.api import load
-    from dlapps.batch import collect_inputs, run_batch
+    from dlapps.batch import collect_inputs, result_format_path, run_batch, write_result_format
 
-    predictor = load(args.task, args.model)
+    predictor = load(args.task, args.model, preset=args.preset)
     flagged, extra = _task_flag_values(args, predictor.task)
     options = predictor.options({**dict(_parse_setting(s) for s in args.set), **flagged})
+    if args.format:
+        result_format_path(predictor.task, args.format, args.output)  # a wrong format fails before the run
     items = collect_inputs(predictor.task, args.sources, args.input, extra)
     summary = run_batch(predictor, items, args.output, batch_size=args.batch_size,
-                        progress=not args.no_progress, options=options, output_dir=args.output_dir)
+                        progress=not args.no_progress, options=options, output_dir=args.output_dir,
+                        retry_errors=args.retry_errors)
     print(summary, file=sys.stderr)
+    if args.format:
+        print(f"{args.format} results -> {write_result_format(predictor.task, args.format, args.output)}",
+              file=sys.stderr)
     return 1 if summary.failed and not summary.succeeded else 0
 
 
 def cmd_demo(args) -> int:
-    from dlapps.ui import studio
+    import time
+
+    print(f"dlapps studio on http://{args.host}:{args.port} (loading the trained models...)", flush=True)
+    from dlapps.ui import launch, studio
 
     demo = studio(args.task, train_missing=not args.no_train)
-    print(f"dlapps studio on http://{args.host}:{args.port}", flush=True)
-    demo.launch(server_name=args.host, server_port=args.port)
-    return 0
+    launch(demo, args.host, args.port, max_file_size=args.max_file_size, max_queue=args.max_queue)
+    print(f"dlapps studio ready on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        demo.close()
 
 
 def cmd_new_plugin(args) -> int:
@@ -242,6 +267,17 @@ def cmd_new_plugin(args) -> int:
     print(f"Install it with:  pip install -e {folder}")
     print(f"Then:             dlapps plugins && python -m pytest {folder}")
     return 0
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dlapps")
+    except metadata.PackageNotFoundError:
+        from dlapps import __version__
+
+        return __version__
 
 
 def _parse_setting(text: str):

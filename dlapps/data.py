@@ -1,11 +1,15 @@
-"""Datasets as tasks hand them to the core: three splits of raw inputs and targets, and how to split."""
+"""Datasets as tasks hand them to the core: three splits of raw inputs and targets, how to split, and the
+class-subfolder layout of labelled files."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from dlapps.errors import DataError
 
 
 @dataclass
@@ -98,6 +102,61 @@ def split_indices(count: int, fractions=(0.8, 0.1, 0.1), seed: int = 0, groups=N
 def split_dataset(split: Split, fractions=(0.8, 0.1, 0.1), seed: int = 0, groups=None, strata=None) -> tuple:
     """(train, validation, test) Splits of ``split``; see ``split_indices``."""
     return tuple(split.take(part) for part in split_indices(len(split), fractions, seed, groups, strata))
+
+
+def read_class_folders(path, suffixes, *, labels=None, min_classes: int = 2, min_per_class: int = 1,
+                       unlabelled: bool = False, noun: str = "images") -> tuple[Split, list[str]]:
+    """(every file, its class index) of a folder with one subfolder per class, and the class names.
+
+    Files are those whose suffix is in ``suffixes`` (searched recursively in each
+    class subfolder); the classes are the subfolders that hold any, sorted, or
+    ``labels`` when given (then every subfolder with files must be one of them, and
+    the targets index into ``labels``). Checks the folder and says clearly what was
+    expected and what was found (DataError): a missing folder, fewer than
+    ``min_classes`` classes, fewer than ``min_per_class`` files in a class.
+    ``unlabelled``: a folder with files directly in it and no class subfolders is
+    read as one unlabelled split (targets None, no class names). Reads no file.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(f"expected a data folder, received '{root}', which does not exist")
+    if not root.is_dir():
+        raise DataError(f"expected a folder with one subfolder per class, received the file '{root}'")
+    suffixes = tuple(s.lower() for s in suffixes)
+
+    def files_in(folder: Path, recursive: bool = True) -> list[str]:
+        found = folder.rglob("*") if recursive else folder.iterdir()
+        return sorted(str(p) for p in found if p.is_file() and p.suffix.lower() in suffixes)
+
+    classes = {d.name: files_in(d) for d in sorted(root.iterdir()) if d.is_dir()}
+    classes = {name: files for name, files in classes.items() if files}
+    loose = files_in(root, recursive=False)
+    if unlabelled and loose:
+        if classes:
+            raise DataError(f"expected either {noun} directly in '{root}' (unlabelled) or one subfolder of {noun} "
+                            f"per class, received both: {len(loose)} {noun} in the folder itself and the "
+                            f"subfolders {', '.join(list(classes)[:10])}")
+        return Split(loose, None, loose), []
+    if not classes:
+        where = f" or {noun} directly in it" if unlabelled else ""
+        raise DataError(f"expected a folder with one subfolder of {noun} per class{where}, received '{root}', "
+                        f"which has no subfolder holding {noun} ({', '.join(suffixes)})")
+    if labels is not None:
+        unknown = [name for name in classes if name not in labels]
+        if unknown:
+            raise DataError(f"expected class folders named after the model's labels ({', '.join(labels)}), "
+                            f"received '{unknown[0]}' in '{root}'")
+    if len(classes) < min_classes:
+        raise DataError(f"expected at least {min_classes} classes (subfolders with {noun}) in '{root}', received "
+                        f"{len(classes)}: {', '.join(repr(name) for name in classes)}")
+    too_small = [f"{name} ({len(files)})" for name, files in classes.items() if len(files) < min_per_class]
+    if too_small:
+        raise DataError(f"expected at least {min_per_class} {noun} per class, received fewer in: "
+                        f"{', '.join(too_small)}")
+    names = list(labels) if labels is not None else sorted(classes)
+    paths = [file for name in names for file in classes.get(name, [])]
+    targets = np.array([i for i, name in enumerate(names) for _ in classes.get(name, [])], dtype=np.int64)
+    return Split(paths, targets, paths), names
 
 
 def _share(units: int, fraction: float) -> int:

@@ -13,6 +13,7 @@ from dlapps.errors import InvalidInputError
 FILE_KINDS = {
     "image": (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"),
     "audio": (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"),
+    "video": (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"),
 }
 
 #: Images larger than this many pixels are refused, so memory stays bounded.

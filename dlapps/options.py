@@ -39,6 +39,9 @@ class Option:
     choices: tuple | None = None
     #: Whether ``None`` is a valid value (e.g. "no class: unconditional").
     optional: bool = False
+    #: A check beyond type, bounds and choices: ``validate(value, config)`` returns None for a valid value, else
+    #: what was expected (``"class names of the model, comma-separated (cat, dog)"``).
+    validate: Callable[[Any, dict], Union[str, None]] | None = None
 
     def __post_init__(self):
         if self.type not in (int, float, bool, str):
@@ -55,11 +58,11 @@ class Option:
             noun = f"one of {', '.join(map(repr, self.choices))}"
         low, high = self.bounds(config)
         if low is not None and high is not None:
-            noun += f" from {low:g} to {high:g}"
+            noun += f" from {_number(low)} to {_number(high)}"
         elif low is not None:
-            noun += f" >= {low:g}"
+            noun += f" >= {_number(low)}"
         elif high is not None:
-            noun += f" <= {high:g}"
+            noun += f" <= {_number(high)}"
         return noun + (" (or none)" if self.optional else "")
 
     def check(self, name: str, value, config: dict):
@@ -76,10 +79,18 @@ class Option:
                 or (self.type is float and not np.isfinite(converted))
         if problem:
             raise InvalidInputError(f"expected {name} to be {self.expected(config)}, received {value!r}")
+        expected = self.validate(converted, config) if self.validate is not None else None
+        if expected:
+            raise InvalidInputError(f"expected {name} to be {expected}, received {value!r}")
         return converted
 
 
 _INVALID = object()
+
+
+def _number(value) -> str:
+    """A bound as people write it: integers in full (2147483647, not 2.14748e+09), floats short (0.5, 20)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _convert(kind: type, value):

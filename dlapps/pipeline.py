@@ -135,13 +135,15 @@ class _ConcatenatedRows:
         self.ends = tf.constant(np.cumsum(sizes))
         self.starts = self.ends - sizes
         self.shapes = tf.constant(np.array([a.shape for a in arrays], dtype=np.int64))
+        # The axes every example shares keep their static size (boxes stay (None, 4)), for code that reads it.
+        self.static = [sizes.pop() if len(sizes) == 1 else None for sizes in map(set, zip(*(a.shape for a in arrays)))]
 
     def row(self, i):
         import tensorflow as tf
 
         if self.starts is None:
             return tf.gather(self.values, i)
-        return tf.reshape(self.values[self.starts[i]:self.ends[i]], self.shapes[i])
+        return tf.ensure_shape(tf.reshape(self.values[self.starts[i]:self.ends[i]], self.shapes[i]), self.static)
 
 
 def prepare_examples(task, split) -> list:

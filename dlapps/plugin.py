@@ -16,7 +16,7 @@ it so), which is what lets the core change behind it::
 Importing this module does not import TensorFlow or Gradio.
 """
 
-from dlapps.data import Dataset, Split, split_dataset, split_indices
+from dlapps.data import Dataset, Split, read_class_folders, split_dataset, split_indices
 from dlapps.errors import DataError, DlappsError, InvalidInputError, PresetError
 from dlapps.hookspecs import hookimpl
 from dlapps.inputs import (
@@ -36,14 +36,14 @@ from dlapps.options import Option
 from dlapps.outputs import AudioOutput, FileOutput, ImageOutput
 from dlapps.presets import from_preset, load_preprocessor, save_preprocessor
 from dlapps.store import generated_data
-from dlapps.task import Pieces, Task
+from dlapps.task import Baseline, Pieces, Task
 from dlapps.ui import model_summary, option_control, raise_for_ui
 
 __all__ = [
-    "AUDIO_SAMPLE_RATE", "AudioOutput", "DataError", "Dataset", "DecodedImage", "DlappsError", "FILE_KINDS",
+    "AUDIO_SAMPLE_RATE", "AudioOutput", "Baseline", "DataError", "Dataset", "DecodedImage", "DlappsError", "FILE_KINDS",
     "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Pieces", "PresetError", "Split", "Task",
     "check_rows", "float32_output", "from_preset", "generated_data", "hookimpl", "load_preprocessor", "predict_on_batch",
     "model_summary", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
-    "read_text_lines", "report_skipped", "resize_image", "save_preprocessor", "split_dataset", "split_indices",
-    "stack_inputs",
+    "read_class_folders", "read_text_lines", "report_skipped", "resize_image", "save_preprocessor", "split_dataset",
+    "split_indices", "stack_inputs",
 ]

@@ -275,6 +275,11 @@ def model_card(meta: dict, metrics: dict) -> str:
     for key, value in metrics.items():
         if isinstance(value, (int, float)):
             lines.append(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    check = metrics.get("baseline_check")
+    if check:
+        lines += ["", "## Against a trivial baseline", "",
+                  ("" if check["better"] else "**WARNING: this model is not clearly better than a trivial "
+                   "baseline; do not rely on it.** ") + check["message"][0].upper() + check["message"][1:] + "."]
     lines += [
         "",
         "## Training",

@@ -26,6 +26,7 @@ TensorFlow imports: import Keras inside methods.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from dlapps.data import Dataset, Split
@@ -48,6 +49,32 @@ class Pieces(list):
         self.context = context
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What a trained model must clearly beat: the held-out ``metric`` against a trivial ``baseline`` (both
+    keys of what ``Task.evaluate`` returns), e.g. accuracy against always predicting the majority class.
+    "Clearly" is by ``margin`` (relative: 0.05 is 5% of the baseline's value)."""
+
+    metric: str
+    baseline: str
+    what: str
+    higher_is_better: bool = True
+    margin: float = 0.05
+
+    def check(self, metrics: dict) -> dict | None:
+        """``{"metric", "value", "baseline", "better", "message"}``, or None when a value is missing."""
+        value, reference = metrics.get(self.metric), metrics.get(self.baseline)
+        if not isinstance(value, (int, float)) or not isinstance(reference, (int, float)):
+            return None
+        if self.higher_is_better:
+            better = value > reference + abs(reference) * self.margin
+        else:
+            better = value < reference - abs(reference) * self.margin
+        verdict = "clearly better than" if better else "NOT clearly better than"
+        return {"metric": self.metric, "value": value, "baseline": reference, "better": bool(better),
+                "message": f"held-out {self.metric} {value:.4g} is {verdict} {self.what} ({reference:.4g})"}
+
+
 class Task:
     """Base class of every dlapps task. Subclasses are mostly declarations."""
 
@@ -59,6 +86,9 @@ class Task:
     description: str = ""
     #: What one input is: ``image`` or ``audio`` (read from files), ``text``, ``id``...
     input_kind: str = "text"
+    #: The kinds of file (keys of ``FILE_KINDS``) the batch runner collects from folders for this task; empty:
+    #: ``(input_kind,)``. A detector that also reads videos says ``("image", "video")``.
+    input_file_kinds: tuple = ()
     #: What one output is: ``labels``, ``boxes``, ``text``, ``ranked-items``, ``images``...
     output_kind: str = "labels"
     #: Defaults of the task config; data and the user's options update a copy.
@@ -73,6 +103,12 @@ class Task:
     pad_values: dict = {}
     #: The Keras metric that early stopping watches.
     monitor: str = "val_loss"
+    #: The trivial baseline every trained model is compared with (``Baseline``); training warns loudly,
+    #: and the model card says so, when the model is not clearly better.
+    baseline: Baseline | None = None
+    #: About how long the default model takes to train on 2 CPU cores, in seconds: the studio trains
+    #: missing models fastest first and shows this as the first estimate of the time left.
+    training_seconds: float = 60.0
     #: Filled in by the host: the plugin that registered the task.
     plugin: str = ""
     #: The task's Gradio UI: a method ``ui(self, predictor)`` that builds components inside the current
@@ -155,6 +191,13 @@ class Task:
         """A model that starts from a pretrained preset (a name or a local directory)."""
         raise PresetError(f"task {self.name!r} does not support presets; received preset={preset!r}")
 
+    def load_pretrained(self, preset: str, config: dict):
+        """A model that predicts straight from a pretrained preset, without training (``dlapps.load(task,
+        preset=...)``, ``dlapps predict TASK --preset ...``), such as a text-to-image preset that cannot be
+        fine-tuned; put what prediction needs into ``config``. The default: not supported."""
+        raise PresetError(f"task {self.name!r} cannot predict straight from a preset; received preset={preset!r}. "
+                          f"Train from it: dlapps train {self.name} --preset {preset}")
+
     def save_state(self, folder) -> None:
         """Write the state prediction needs besides the model (tokenizer, vocabulary) into ``folder``.
 
@@ -213,6 +256,15 @@ class Task:
         import json
 
         return json.dumps(metrics, indent=2)
+
+    #: Other file formats a batch run's results can be written in (``dlapps predict --format NAME``), each with
+    #: the suffix its file gets beside the JSONL: ``{"coco": ".coco.json"}`` writes ``out.coco.json``.
+    result_formats: dict[str, str] = {}
+
+    def write_results(self, fmt: str, records: list[dict], path) -> None:
+        """Write the JSONL records of a batch run (results and error records, in input order) as ``fmt``, one
+        of ``result_formats``, to ``path``."""
+        raise NotImplementedError(f"task {self.name!r} has no result format {fmt!r}")
 
     # -- examples for the UI -------------------------------------------------
     def example_inputs(self, split: Split, limit: int = 8) -> list[tuple[Any, str]]:

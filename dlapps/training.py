@@ -25,13 +25,16 @@ TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 32, "patience": 5, "learning_ra
 
 def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None,
           preset: str | None = None, batch_size: int | None = None, config: dict | None = None,
-          limit: int | None = None, callbacks=(), verbose: int | None = None) -> Predictor:
+          limit: int | None = None, callbacks=(), verbose: int | None = None, progress=None) -> Predictor:
     """Train ``task`` (a Task) on ``data`` (default: its own offline data) and save it.
 
     ``limit`` keeps at most that many examples per split (quick runs).
     Resumes from the last completed epoch when the same command was interrupted.
+    ``progress(stage)`` is told each stage as it starts (reading data, building the model, training,
+    evaluating, saving); epochs are reported by Keras callbacks.
     Returns a Predictor for the trained model.
     """
+    progress = progress or (lambda stage: None)
     started = time.time()
     task_name = task.name
     task.config.update(config or {})
@@ -43,6 +46,7 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     _check_positive(settings)
 
     rt = runtime_mod.configure(seed)
+    progress("reading the data" if data else "preparing the default data")
     dataset = task.load_data(str(data), seed=seed) if data else task.default_data(seed=seed)
     if limit:
         dataset = dataset.head(limit)
@@ -52,6 +56,7 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     run_dir = _run_dir(task_name, data, seed, preset, out, task.config, limit)
     global_batch = rt.global_batch_size(settings["batch_size"])
 
+    progress("building the model")
     if not preset:
         task.adapt(dataset)
     with rt.strategy.scope():
@@ -60,6 +65,7 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     train_ds = task.make_dataset(dataset.train, training=True, batch_size=global_batch, seed=seed)
     val_ds = task.make_dataset(dataset.validation, training=False, batch_size=global_batch, seed=seed)
 
+    progress("training")
     resumed_from = _completed_epochs(run_dir / "backup")
     if resumed_from:
         print(f"Resuming {task_name} training from epoch {resumed_from} (state in {run_dir})", file=sys.stderr)
@@ -73,8 +79,9 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     )
     epochs_run = resumed_from + len(history.history.get("loss", []))
 
+    progress("evaluating on the held-out test split")
     predictor = Predictor(task, model)
-    metrics = task.evaluate(predictor, dataset.test)
+    metrics = with_baseline_check(task, task.evaluate(predictor, dataset.test))
     training = {
         "seed": seed, "preset": preset, "epochs": settings["epochs"], "epochs_run": epochs_run,
         "resumed_from_epoch": resumed_from, "batch_size": settings["batch_size"],
@@ -82,6 +89,7 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
         "hardware": hardware(rt), "strategy": rt.strategy_name, "replicas": rt.replicas,
         "precision": rt.precision, "logs": str(run_dir / "logs"),
     }
+    progress("saving")
     predictor.model_dir = store.save(out, model, task, _artifact_info(data, seed, dataset, training),
                                      metrics, dataset)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
@@ -111,10 +119,22 @@ def evaluate(predictor, data=None) -> dict:
         seed = meta.get("data", {}).get("seed", 0)
         dataset = task.default_data(seed=seed) if source == "default" else task.load_data(source, seed=seed)
         split = dataset.test
-    metrics = task.evaluate(predictor, split)
+    metrics = with_baseline_check(task, task.evaluate(predictor, split))
     if not data:
         store.update_metrics(predictor.model_dir, metrics)
     return metrics
+
+
+def with_baseline_check(task, metrics: dict) -> dict:
+    """``metrics`` with ``baseline_check`` (see ``Task.baseline``); a model that is not clearly better than
+    the trivial baseline is reported loudly on stderr."""
+    check = task.baseline.check(metrics) if task.baseline is not None else None
+    if check is None:
+        return metrics
+    if not check["better"]:
+        print(f"\ndlapps: WARNING: this {task.name} model looks useless: {check['message']}. Check the data "
+              "(labels, balance, size) and the training settings before using it.\n", file=sys.stderr)
+    return {**metrics, "baseline_check": check}
 
 
 def default_callbacks(task, run_dir: Path, patience: int) -> list:

@@ -1,32 +1,100 @@
-"""Shared Gradio pieces, the default UI of a task that writes none, and the studio that mounts every
-task as a tab. Gradio is imported inside functions: importing this module stays cheap."""
+"""Shared Gradio pieces (error display, the model summary, option controls, the default UI of a task
+that writes none) and the studio that mounts every task as a tab.
+
+The studio opens at once: tabs of trained models are built when it is; a
+missing default model trains in the background (``dlapps.background_training``)
+while its tab shows the progress, and the tab becomes usable, without a
+reload, when the model is ready. Nothing trains until ``demo.start_training()``
+is called (``dlapps demo`` calls it once the server is up; an app served by
+``gradio apps/studio.py`` when the first page opens), so importing an app
+never trains. Gradio is imported inside functions: importing this module stays
+cheap."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
+import tempfile
 
 from dlapps.errors import DlappsError, ModelNotFoundError
 from dlapps.outputs import ImageOutput, describe_file_outputs, replace_file_outputs
 
+log = logging.getLogger("dlapps.ui")
+
+#: Serving defaults of the studio and task apps (``dlapps demo`` flags change them).
+SERVING = {"max_file_size": "50mb", "max_queue": 64, "delete_cache": (3600, 3600)}
+
+
+def serving_options(**overrides) -> dict:
+    """Upload size limit, queue bound (beyond it a request is told the server is busy) and how often
+    uploaded files are deleted (every hour, those older than an hour)."""
+    return {**SERVING, **{k: v for k, v in overrides.items() if v is not None}}
+
 
 @contextlib.contextmanager
 def raise_for_ui():
-    """Show a dlapps error as a Gradio error message instead of a stack trace."""
+    """Show an error in the tab: a dlapps error's own message (without temporary upload paths); any other
+    error as a short message, logged in full on the server."""
     import gradio as gr
 
     try:
         yield
+    except gr.Error:
+        raise
     except DlappsError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(without_upload_paths(str(exc)), print_exception=False) from exc
+    except Exception as exc:
+        log.exception("unexpected error in the UI")
+        raise gr.Error(f"Something went wrong ({type(exc).__name__}); the details are in the server log.",
+                       print_exception=False) from exc
+
+
+def without_upload_paths(text: str) -> str:
+    """``text`` with paths of uploaded files (Gradio's temporary folder) cut to the file's name."""
+    roots = {os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")}
+    for root in roots:
+        text = re.sub(re.escape(root.rstrip("/")) + r"/[^'\"\s]*/([^/'\"\s]+)", r"\1", text)
+    return text
+
+
+#: How metric names read in the studio; other names have their underscores replaced by spaces.
+METRIC_NAMES = {"wer": "word error rate", "cer": "character error rate", "chrf": "chrF", "bleu": "BLEU",
+                "map": "mAP", "map_50": "mAP@.5", "map_75": "mAP@.75"}
+
+
+#: Metric names (or parts of them) whose values are shares of a whole, shown as percentages.
+SHARES = ("accuracy", "precision", "recall", "f1", "rate", "wer", "cer", "map", "exact", "share", "coverage",
+          "hit", "ndcg")
+
+
+def readable_metric(name: str, value) -> str:
+    """``test accuracy 98.9%``: a share in [0, 1] as a percentage, a count as it is, anything else to 4 digits."""
+    label = METRIC_NAMES.get(name, name.replace("_", " "))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{label} {value}"
+    if isinstance(value, int):
+        return f"{label} {value:,}"
+    if 0.0 <= value <= 1.0 and any(word in name for word in SHARES):
+        return f"{label} {value:.1%}"
+    return f"{label} {value:.4g}"
 
 
 def model_summary(predictor) -> str:
-    """One markdown paragraph: what the task does and how good the loaded model is."""
+    """Markdown: what the task does, in one line what this model knows (the data it was trained on), how
+    good it is on held-out data, and a warning when it is no better than a trivial baseline."""
     task = predictor.task
-    headline = {k: v for k, v in predictor.metrics.items() if isinstance(v, (int, float))}
-    figures = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items())
+    headline = [readable_metric(k, v) for k, v in predictor.metrics.items() if isinstance(v, (int, float))]
     where = f" Model: `{predictor.model_dir}`." if predictor.model_dir else ""
-    return f"{task.description}{where}" + (f" Held-out test: {figures}." if figures else "")
+    knows = predictor.meta.get("data", {}).get("description")
+    text = f"{task.description}{where}" + (f" Held-out test: {', '.join(headline[:6])}." if headline else "")
+    if knows:
+        text = f"**What this model knows:** {knows}\n\n{text}"
+    check = predictor.metrics.get("baseline_check")
+    if check and not check["better"]:
+        text += f"\n\n**Warning: this model is not clearly better than a trivial baseline:** {check['message']}."
+    return text
 
 
 def option_control(name: str, option, config: dict, **kwargs):
@@ -86,7 +154,7 @@ def default_task_ui(task, predictor) -> None:
             controls = [option_control(name, option, task.config, elem_id=f"{task.name}-{name}")
                         for name, option in task.predict_options.items()]
         with gr.Column():
-            gallery = gr.Gallery(label="Images", elem_id=f"{task.name}-images") \
+            gallery = gr.Gallery(label="Images", interactive=False, elem_id=f"{task.name}-images") \
                 if task.output_kind in ("images", "boxes") else None
             result = output_cls(label="Result", elem_id=f"{task.name}-output")
     button = gr.Button("Run", variant="primary", elem_id=f"{task.name}-run")
@@ -111,59 +179,117 @@ def _file_outputs(result) -> list:
 
 
 def task_ui(predictor) -> None:
-    """The task's own UI, or the default one built from its kinds, inside the current ``gr.Blocks``."""
+    """The task's own UI, or the default one built from its kinds, inside the current ``gr.Blocks``.
+
+    Every event the task's UI registers shares one concurrency group named after the task, one run at a
+    time, so two tabs or two listeners on one model never run it at once.
+    """
+    import gradio as gr
+
+    root = gr.context.Context.root_block
+    before = set(root.fns) if root is not None else set()
     if predictor.task.ui is not None:
         predictor.task.ui(predictor)
     else:
         default_task_ui(predictor.task, predictor)
+    for key in (set(root.fns) - before) if root is not None else ():
+        root.fns[key].concurrency_id = f"dlapps-task-{predictor.task.name}"
+        root.fns[key].concurrency_limit = 1
 
 
-def load_or_train(task_name: str, train_missing: bool = True):
-    """The task's predictor; trains the default model first if none exists and asked to."""
-    from dlapps.api import load, train
-
-    try:
-        return load(task_name)
-    except ModelNotFoundError:
-        if not train_missing:
-            raise
-        print(f"No trained {task_name!r} model yet: training the default one (offline, once)...")
-        return train(task_name)
-
-
-def task_blocks(task_name: str, predictor=None):
-    """A standalone Gradio app for one task."""
+def task_blocks(task_name: str, predictor):
+    """A standalone Gradio app of one task's ``predictor`` (``dlapps.task_app`` makes one for the task's
+    default model, trained in the background if there is none)."""
     import gradio as gr
 
-    predictor = predictor or load_or_train(task_name)
-    with gr.Blocks(title=f"dlapps · {predictor.task.title}") as demo:
+    with gr.Blocks(title=f"dlapps · {predictor.task.title}", delete_cache=SERVING["delete_cache"]) as demo:
         gr.Markdown(f"# {predictor.task.title}")
         task_ui(predictor)
     return demo
 
 
 def studio(task_names=None, train_missing: bool = True):
-    """Every installed task as a tab; a task that fails to load shows its error in its tab."""
+    """Every installed task (or ``task_names``) as a tab; returns the ``gr.Blocks``.
+
+    Trained models load now. With ``train_missing`` a missing model trains in the
+    background once ``demo.start_training()`` is called (or the first page opens);
+    without it, its tab says how to train it.
+    """
     import gradio as gr
 
+    from dlapps.api import load
+    from dlapps.background_training import BackgroundTraining
     from dlapps.host import get_host
 
     host = get_host()
     names = list(task_names or host.task_names())
-    with gr.Blocks(title="dlapps studio") as demo:
+    predictors, missing = {}, {}
+    for name in names:
+        try:
+            predictors[name] = load(name)
+        except ModelNotFoundError as exc:
+            missing[name] = exc
+        except DlappsError as exc:  # a model that cannot be loaded: its tab says why
+            missing[name] = exc
+    training = BackgroundTraining({n: host.task_class(n) for n in missing if train_missing
+                                   and isinstance(missing[n], ModelNotFoundError)})
+    with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"]) as demo:
         gr.Markdown("# dlapps studio\nEvery installed task, one tab each.")
         with gr.Tabs():
             for name in names:
                 task_cls = host.task_class(name)
                 with gr.Tab(task_cls.title or name, id=name):
-                    try:
-                        predictor = load_or_train(name, train_missing)
-                    except DlappsError as exc:
-                        gr.Markdown(f"**{name} is not available:** {exc}")
-                        continue
-                    task_ui(predictor)
+                    if name in predictors:
+                        task_ui(predictors[name])
+                    elif name in training.statuses:
+                        _training_tab(task_cls, training.statuses[name])
+                    else:
+                        gr.Markdown(f"**{name} is not available:** {missing[name]}")
         broken = host.errors()
         if broken:
             with gr.Tab("Plugin errors", id="plugin-errors"):
                 gr.Markdown("\n".join(f"- **{p.name}**: `{p.error}`" for p in broken))
+        if training.statuses:
+            demo.load(training.start, None, None)  # `gradio apps/studio.py`: training starts with the first page
+    demo.training = training
+    demo.start_training = training.start
     return demo
+
+
+def _training_tab(task_cls, status: TrainingStatus) -> None:
+    """A tab whose model trains in the background: its progress, then the task's UI once it is ready."""
+    import gradio as gr
+
+    from dlapps.background_training import duration
+
+    gr.Markdown(f"{task_cls.description}\n\nNo trained model yet: the default one is being trained on this "
+                f"machine (offline; about {duration(task_cls.training_seconds)} on 2 CPU cores).")
+    progress = gr.Markdown(f"**Training:** {status.line()}", elem_id=f"{task_cls.name}-training")
+    state = gr.Textbox(status.state, visible=False)  # a component: its change event re-renders the body
+    timer = gr.Timer(2.0)
+
+    def poll(shown):
+        text = f"**Training:** {status.line()}"
+        done = status.state in ("ready", "failed")
+        return text, (status.state if status.state != shown else gr.skip()), gr.Timer(active=not done)
+
+    timer.tick(poll, state, [progress, state, timer], show_progress="hidden", queue=False)
+
+    @gr.render(inputs=state)
+    def body(current):
+        if current == "ready" and status.predictor is not None:
+            task_ui(status.predictor)
+        elif current == "failed":
+            gr.Markdown(f"**{task_cls.name} could not be trained:** {status.error}\n\nTry it in a terminal: "
+                        f"`dlapps train {task_cls.name}`")
+
+
+def launch(demo, host: str = "127.0.0.1", port: int = 7860, **options) -> None:
+    """Serve the studio with the hardening of ``serving_options`` and start any background training."""
+    settings = serving_options(**options)
+    demo.queue(max_size=settings["max_queue"], default_concurrency_limit=1)
+    demo.launch(server_name=host, server_port=port, max_file_size=settings["max_file_size"],
+                prevent_thread_lock=True, show_error=True, quiet=True)
+    start = getattr(demo, "start_training", None)
+    if start:
+        start()

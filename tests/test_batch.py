@@ -130,3 +130,19 @@ def test_done_inputs_ignores_a_torn_line(tmp_path):
     out.write_text('{"input": "a"}\n{"input": "b"}\n{"inp')
     assert done_inputs(out) == {"a", "b"}
     assert out.read_text() == '{"input": "a"}\n{"input": "b"}\n'
+
+
+def test_retry_errors_runs_failed_inputs_again_and_keeps_one_record_each(tmp_path, digits_model, example_images):
+    late = tmp_path / "late.png"
+    out = tmp_path / "o.jsonl"
+    items = [(str(example_images[0]), str(example_images[0])), (str(late), str(late))]
+    first = run_batch(digits_model, items, out, progress=False)
+    assert (first.succeeded, first.failed) == (1, 1)
+    shutil.copy(example_images[1], late)  # the missing file has arrived
+    again = run_batch(digits_model, items, out, progress=False)
+    assert again.skipped == 2 and "error" in read_jsonl(out)[1], "without --retry-errors a failed input stays done"
+    retried = run_batch(digits_model, items, out, progress=False, retry_errors=True)
+    assert (retried.skipped, retried.succeeded, retried.failed) == (1, 1, 0)
+    records = read_jsonl(out)
+    assert [r["input"] for r in records] == [str(example_images[0]), str(late)]
+    assert all("error" not in r for r in records)

@@ -66,3 +66,16 @@ def test_predict_options_are_flags_of_their_task(translation_model, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "translation", "one", "--no-such-flag"])
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"dlapps {dlapps.__version__}"
+
+
+def test_an_empty_text_input_is_a_clear_error_record(translation_model, capsys):
+    assert main(["predict", "translation", "", "--no-progress"]) == 1
+    assert "expected a non-empty text input, received an empty one ('')" in capsys.readouterr().err

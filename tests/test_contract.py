@@ -10,7 +10,7 @@ import dlapps
 from dlapps.errors import InvalidInputError
 from dlapps.options import Option, check_options
 from dlapps.testing import gradio_client, run_task_test
-from toy_tasks import Denoiser, ImageInverter, RaggedBoxes
+from toy_tasks import Denoiser, ImageInverter, RaggedBoxes, installed_toys
 
 
 # -- typed options -------------------------------------------------------------------------------
@@ -55,16 +55,8 @@ def test_an_option_of_an_unsupported_type_is_a_plugin_bug():
 # -- file results: Python, batch runner, UI -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def toys_installed():
-    """The toy tasks registered with the process's plugin host, as an installed plugin's are."""
-    import toy_tasks
-    from dlapps.host import get_host
-
-    host = get_host()
-    host.add_plugin(toy_tasks, "toy-tasks")
-    yield
-    host.pm.unregister(name="toy-tasks")
-    for name in host.plugins.pop("toy-tasks").tasks:
-        host._tasks.pop(name)
+    with installed_toys():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +210,27 @@ def test_large_splits_stream_and_keep_the_tasks_target_transform(monkeypatch):
     x, y = next(iter(Shifted().make_dataset(Split([1, 2, 3], np.array([0, 1, 2])), training=False, batch_size=3)))
     assert prepared == [], "a large split must not be prepared in memory"
     assert y.numpy().tolist() == [100, 101, 102] and x.numpy()[:, 0].tolist() == [1, 2, 3]
+
+
+def test_a_model_no_better_than_its_trivial_baseline_is_reported_loudly(tmp_path, capsys):
+    from dlapps.plugin import Baseline
+
+    class Useless(Denoiser):
+        baseline = Baseline("accuracy", "majority_accuracy", "always predicting the most frequent class")
+
+        def evaluate(self, predictor, split):
+            return {"accuracy": 0.51, "majority_accuracy": 0.5}
+
+    predictor = dlapps.train(Useless(), epochs=1, out=tmp_path / "model", verbose=0)
+    assert "WARNING: this toy-denoiser model looks useless: held-out accuracy 0.51 is NOT clearly better than " \
+           "always predicting the most frequent class (0.5)" in capsys.readouterr().err
+    assert predictor.metrics["baseline_check"]["better"] is False
+    assert "**WARNING: this model is not clearly better than a trivial baseline" in \
+        (tmp_path / "model" / "README.md").read_text()
+
+    class Useful(Useless):
+        def evaluate(self, predictor, split):
+            return {"accuracy": 0.9, "majority_accuracy": 0.5}
+
+    good = dlapps.train(Useful(), epochs=1, out=tmp_path / "good", verbose=0)
+    assert "WARNING" not in capsys.readouterr().err and good.metrics["baseline_check"]["better"] is True

@@ -4,6 +4,8 @@ with its own train_step. They import only the plugin API, as a third-party plugi
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from dlapps.plugin import (Dataset, ImageOutput, InvalidInputError, Option, Split, Task, hookimpl, read_image,
@@ -26,6 +28,7 @@ class ImageInverter(Task):
     input_kind = "image"
     output_kind = "images"
     predict_options = {"brightness": Option(float, 1.0, "scale of the output", min=0.0, max=2.0)}
+    training_seconds = 5
     default_config = {"epochs": 1, "batch_size": 8, "learning_rate": 0.05}
 
     def default_data(self, seed=0):
@@ -123,7 +126,37 @@ class Denoiser(Task):
         return {"examples": len(split)}
 
 
+class NoData(Task):
+    """A task whose default data cannot be made: its training fails with a clear error."""
+
+    name = "toy-no-data"
+    title = "No data"
+    training_seconds = 1
+
+    def default_data(self, seed=0):
+        from dlapps.plugin import DataError
+
+        raise DataError("expected the toy corpus in ./nowhere, received nothing")
+
+
 @hookimpl
 def dlapps_register_tasks(register):
-    for task in (ImageInverter, RaggedBoxes, Denoiser):
+    for task in (ImageInverter, RaggedBoxes, Denoiser, NoData):
         register(task)
+
+
+@contextlib.contextmanager
+def installed_toys():
+    """The toy tasks registered with the process's plugin host, as an installed plugin's are."""
+    import sys
+
+    from dlapps.host import get_host
+
+    host = get_host()
+    host.add_plugin(sys.modules[__name__], "toy-tasks")
+    try:
+        yield
+    finally:
+        host.pm.unregister(name="toy-tasks")
+        for name in host.plugins.pop("toy-tasks").tasks:
+            host._tasks.pop(name)

@@ -20,8 +20,10 @@ def classification_report(predictor, split, labels: list[str]) -> dict:
     classes = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(
         expected, predicted, labels=classes, zero_division=0)
+    majority = np.bincount(expected, minlength=len(labels)).max() / len(expected) if expected else 0.0
     return {
         "accuracy": float(accuracy_score(expected, predicted)) if expected else 0.0,
+        "majority_accuracy": float(majority),
         "examples": len(expected),
         "unreadable": unreadable,
         "per_class": {
@@ -35,12 +37,14 @@ def classification_report(predictor, split, labels: list[str]) -> dict:
 
 
 def format_report(metrics: dict) -> str:
-    lines = [f"accuracy: {metrics['accuracy']:.4f} on {metrics['examples']} examples"]
+    lines = [f"accuracy: {metrics['accuracy']:.4f} on {metrics['examples']} examples "
+             f"(always predicting the most frequent class: {metrics.get('majority_accuracy', float('nan')):.4f})"]
     if metrics.get("unreadable"):
         lines.append(f"unreadable: {len(metrics['unreadable'])} (first: {metrics['unreadable'][0]})")
-    lines += ["", f"{'class':<20} {'precision':>9} {'recall':>9} {'support':>8}"]
+    lines += ["", f"{'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
     for label, row in metrics["per_class"].items():
-        lines.append(f"{label:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['support']:>8}")
+        lines.append(f"{label:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
+                     f"{row['support']:>8}")
     labels = metrics["confusion_matrix"]["labels"]
     width = max(5, *(len(label) for label in labels)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)",

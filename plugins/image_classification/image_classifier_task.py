@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.plugin import InvalidInputError, Option, Task, read_image, resize_image
+from dlapps.plugin import Baseline, InvalidInputError, Option, Task, read_image, resize_image
 
 LABELS_FILE = "labels.txt"
 
@@ -17,6 +17,8 @@ class ImageClassification(Task):
     description = "Any image in, the top-k labels with probabilities and a Grad-CAM heatmap out."
     input_kind = "image"
     output_kind = "labels"
+    training_seconds = 30  # the default model on 2 CPU cores (benchmarks/)
+    baseline = Baseline("accuracy", "majority_accuracy", "always predicting the most frequent class")
     monitor = "val_loss"
     predict_options = {
         "top_k": Option(int, 5, "how many labels to return", min=1, max=lambda config: len(config["labels"])),

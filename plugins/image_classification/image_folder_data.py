@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.plugin import FILE_KINDS, DataError, Dataset, Split, split_indices
+from dlapps.plugin import FILE_KINDS, Dataset, Split, read_class_folders, split_indices
 
 #: The default split never changes with the training seed, so the test split is never trained on.
 SPLIT_SEED = 1234
@@ -37,35 +37,16 @@ def digits_dataset() -> Dataset:
 
 def folder_dataset(path, seed: int = 0) -> Dataset:
     """A folder with one subfolder per class: 70% train, 15% validation, 15% test per class."""
-    root = _check_folder(path)
-    classes = {d.name: _images_in(d) for d in sorted(root.iterdir()) if d.is_dir()}
-    classes = {name: files for name, files in classes.items() if files}
-    if not classes:
-        raise DataError(
-            f"expected a folder with one subfolder of images per class, received '{root}', "
-            f"which has no subfolder holding images ({', '.join(IMAGE_SUFFIXES)})"
-        )
-    if len(classes) < 2:
-        only = next(iter(classes))
-        raise DataError(
-            f"expected at least 2 classes (subfolders with images) in '{root}', received 1: '{only}'"
-        )
-    too_small = [f"{name} ({len(files)})" for name, files in classes.items() if len(files) < 3]
-    if too_small:
-        raise DataError(
-            "expected at least 3 images per class (one each for train, validation and test), "
-            f"received fewer in: {', '.join(too_small)}"
-        )
-    labels_list = sorted(classes)
-    paths = [str(f) for name in labels_list for f in classes[name]]
-    labels = np.array([i for i, name in enumerate(labels_list) for _ in classes[name]], dtype=np.int64)
+    # At least 3 images per class: one each for train, validation and test.
+    files, labels_list = read_class_folders(path, IMAGE_SUFFIXES, min_classes=2, min_per_class=3)
+    paths, labels = list(files.inputs), files.targets
     train, validation, test = split_indices(len(labels), (0.7, 0.15, 0.15), seed=SPLIT_SEED + seed, strata=labels)
     return Dataset(
         train=_take(paths, labels, paths, train),
         validation=_take(paths, labels, paths, validation),
         test=_take(paths, labels, paths, test),
         description=(
-            f"image folder '{root}': {len(paths)} images in {len(labels_list)} classes "
+            f"image folder '{Path(path).expanduser()}': {len(paths)} images in {len(labels_list)} classes "
             f"({', '.join(labels_list[:20])}{', ...' if len(labels_list) > 20 else ''}), "
             "stratified split 70/15/15 per class."
         ),
@@ -75,35 +56,8 @@ def folder_dataset(path, seed: int = 0) -> Dataset:
 
 def folder_split(path, labels: list[str]) -> Split:
     """Every image of a class-subfolder tree as one evaluation split, labelled like the model."""
-    root = _check_folder(path)
-    paths, targets = [], []
-    for folder in sorted(d for d in root.iterdir() if d.is_dir()):
-        files = _images_in(folder)
-        if not files:
-            continue
-        if folder.name not in labels:
-            raise DataError(
-                f"expected class folders named after the model's labels ({', '.join(labels)}), "
-                f"received '{folder.name}' in '{root}'"
-            )
-        paths += [str(f) for f in files]
-        targets += [labels.index(folder.name)] * len(files)
-    if not paths:
-        raise DataError(f"expected class subfolders with images in '{root}', found no images")
-    return Split(paths, np.array(targets, dtype=np.int64), paths)
-
-
-def _check_folder(path) -> Path:
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise DataError(f"expected a data folder, received '{root}', which does not exist")
-    if not root.is_dir():
-        raise DataError(f"expected a folder with one subfolder per class, received the file '{root}'")
-    return root
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    split, _ = read_class_folders(path, IMAGE_SUFFIXES, labels=labels, min_classes=1)
+    return split
 
 
 def _take(inputs, labels, names, indices) -> Split:

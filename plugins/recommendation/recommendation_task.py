@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import InvalidInputError, Option, Task
+from dlapps.plugin import Baseline, InvalidInputError, Option, Task
 
 #: What ``preprocess`` makes of a query: a user's recommendations, a movie's look-alikes, or the popular movies.
 USER, SIMILAR, POPULAR = 0, 1, 2
@@ -17,6 +17,8 @@ class Recommendation(Task):
                    "\"because you watched\", similar movies and cold start.")
     input_kind = "id"
     output_kind = "ranked-items"
+    training_seconds = 60  # the default model on 2 CPU cores (benchmarks/)
+    baseline = Baseline("recall_at_10", "popularity_recall_at_10", "recommending the most popular movies")
     input_field = "user"
     predict_options = {
         "k": Option(int, 10, "how many movies to return", min=1, max=lambda config: config["n_items"]),

@@ -12,11 +12,14 @@ def speech_metrics(references: list[str], hypotheses: list[str], worst: int = 5)
     chars = jiwer.process_characters([r for r, _ in pairs], [h or "" for _, h in pairs])
     per_utterance = [(jiwer.wer(r, h or ""), r, h) for r, h in pairs]
     per_utterance.sort(key=lambda x: -x[0])
+    most_frequent = max(set(references), key=references.count) if references else ""
     return {
         "wer": round(words.wer, 4),
         "cer": round(chars.cer, 4),
         "utterances": len(pairs),
         "exact": round(sum(r == h for r, h in pairs) / max(1, len(pairs)), 4),
+        "most_frequent_wer": round(jiwer.wer(list(references), [most_frequent] * len(references)), 4)
+        if references else 1.0,
         "word_errors": {"substitutions": words.substitutions, "deletions": words.deletions,
                         "insertions": words.insertions, "reference_words": sum(len(r.split()) for r, _ in pairs)},
         "worst": [{"reference": r, "hypothesis": h, "wer": round(w, 3)} for w, r, h in per_utterance[:worst] if w > 0],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import AUDIO_SAMPLE_RATE, InvalidInputError, Option, Pieces, Task, predict_on_batch, read_audio
+from dlapps.plugin import AUDIO_SAMPLE_RATE, Baseline, InvalidInputError, Option, Pieces, Task, predict_on_batch, read_audio
 
 #: A recording whose peak stays below this (-60 dBFS) is silence.
 SILENCE_PEAK = 1e-3
@@ -17,6 +17,9 @@ class SpeechRecognition(Task):
                    "greedy or beam-search decoding, word timings and the character alignment.")
     input_kind = "audio"
     output_kind = "text"
+    training_seconds = 660  # the default model on 2 CPU cores (benchmarks/)
+    baseline = Baseline("wer", "most_frequent_wer", "writing the most frequent transcript for every recording",
+                        higher_is_better=False)
     input_field = "audio"
     predict_options = {
         "beam_width": Option(int, 1, "1 is greedy decoding; more is CTC beam search", min=1, max=256),

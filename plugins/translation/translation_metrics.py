@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 
-def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
+def translation_metrics(hypotheses: list[str], references: list[str], sources: list[str] | None = None) -> dict:
+    """Corpus BLEU and chrF, exact matches, and with ``sources`` the chrF of copying the source unchanged
+    (the trivial baseline a translation model must beat)."""
     import sacrebleu
 
     if len(hypotheses) != len(references):
@@ -14,9 +16,13 @@ def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
         "exact_match": round(exact / max(1, len(references)), 4),
         "sentences": len(references),
+        **({"copy_source_chrf": round(sacrebleu.corpus_chrf(list(sources), [references]).score, 2)}
+           if sources is not None else {}),
     }
 
 
 def format_translation_metrics(metrics: dict) -> str:
+    copied = f"\nchrF of copying the source unchanged: {metrics['copy_source_chrf']:.2f}" \
+        if "copy_source_chrf" in metrics else ""
     return (f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  "
-            f"exact match {100 * metrics['exact_match']:.1f}%  ({metrics['sentences']} sentences)")
+            f"exact match {100 * metrics['exact_match']:.1f}%  ({metrics['sentences']} sentences){copied}")

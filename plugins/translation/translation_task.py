@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from dlapps.plugin import InvalidInputError, Option, Pieces, Task
+from dlapps.plugin import Baseline, InvalidInputError, Option, Pieces, Task
 
 #: Where a long text is cut into sentences: after . ! ? (and their CJK forms) followed by space.
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
@@ -18,6 +18,8 @@ class Translation(Task):
     description = "Text in, its translation out: a Transformer with batched beam search and an attention view."
     input_kind = "text"
     output_kind = "text"
+    training_seconds = 400  # the default model on 2 CPU cores (benchmarks/)
+    baseline = Baseline("chrf", "copy_source_chrf", "copying the source sentence unchanged")
     input_field = "text"
     predict_options = {
         "beam_size": Option(int, 4, "1 is greedy decoding", min=1, max=64),
@@ -214,7 +216,7 @@ class Translation(Task):
         from dlapps_plugins.translation.translation_metrics import translation_metrics
 
         hypotheses = [r["translation"] for r in predictor.predict(list(split.inputs), batch_size=64)]
-        return translation_metrics(hypotheses, list(split.targets))
+        return translation_metrics(hypotheses, list(split.targets), [str(s) for s in split.inputs])
 
     def format_metrics(self, metrics):
         from dlapps_plugins.translation.translation_metrics import format_translation_metrics
