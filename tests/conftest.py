@@ -183,3 +183,103 @@ def tiny_moonshine_preset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("moonshine") / "tiny_moonshine"
     keras_hub.models.MoonshineAudioToText(backbone=backbone, preprocessor=preprocessor).save_to_preset(str(folder))
     return folder
+
+
+#: A small, fast detector config for tests (the heads keep KerasHub's fixed width of 256).
+TINY_DETECTION_CONFIG = {"image_size": 64, "backbone_filters": [64, 16, 16],
+                         "backbone_blocks": [1, 1, 1], "head_convs": 0}
+
+
+def write_coco_folder(folder: Path, count: int = 24, seed: int = 3) -> Path:
+    """A COCO folder of generated scenes (``annotations.json`` and ``images/``) with what real data holds:
+    category ids that are not contiguous (10, 20, 30, 40, 50), an image without objects, a crowd region,
+    a box reaching outside its image (clipped) and one wholly outside it (dropped)."""
+    import json
+
+    from dlapps_plugins.object_detection.generated_scenes import CLASSES, draw_scene
+
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for i in range(count):
+        image, objects = draw_scene(rng)
+        if i == 0:
+            objects = []  # no objects at all
+        name = f"{i + 1:04d}.png"
+        write_image(folder / "images" / name, image)
+        images.append({"id": 100 + i, "file_name": name, "width": image.shape[1], "height": image.shape[0]})
+        for label, (x0, y0, x1, y1) in objects:
+            annotations.append({"id": len(annotations) + 1, "image_id": 100 + i, "category_id": 10 * (label + 1),
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+    height, width = images[1]["height"], images[1]["width"]
+    annotations += [
+        {"id": 9001, "image_id": 101, "category_id": 10, "bbox": [width - 10, 5, 30, 20], "area": 600, "iscrowd": 0},
+        {"id": 9002, "image_id": 101, "category_id": 20, "bbox": [width + 5, 5, 10, 10], "area": 100, "iscrowd": 0},
+        {"id": 9003, "image_id": 102, "category_id": 30, "bbox": [0, 0, 20, 20], "area": 400, "iscrowd": 1},
+    ]
+    categories = [{"id": 10 * (i + 1), "name": name} for i, name in enumerate(CLASSES)]
+    (folder / "annotations.json").write_text(json.dumps(
+        {"images": images, "annotations": annotations, "categories": categories}), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def detection_folder(tmp_path_factory) -> Path:
+    return write_coco_folder(tmp_path_factory.mktemp("coco") / "shapes")
+
+
+@pytest.fixture(scope="session")
+def detection_model(home, detection_folder):
+    """A tiny detector trained for two epochs on the small COCO folder, at the default location (its quality is
+    measured in benchmarks/)."""
+    import dlapps
+
+    return dlapps.train("object-detection", detection_folder, epochs=2, config=TINY_DETECTION_CONFIG, verbose=0)
+
+
+#: A small, fast image-generation config for tests (quality is measured in benchmarks/).
+TINY_GENERATION_CONFIG = {"widths": [8, 16], "embedding_dim": 16, "passes_per_epoch": 1, "sample_chunk": 8,
+                          "judge_epochs": 2, "eval_steps": 2, "max_eval_images": 40}
+
+
+@pytest.fixture(scope="session")
+def generation_model(home):
+    """A tiny class-conditional diffusion model trained briefly on 300 digits per split, at the default location."""
+    import dlapps
+
+    return dlapps.train("image-generation", epochs=2, limit=300, config=TINY_GENERATION_CONFIG, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3_preset(tmp_path_factory):
+    """A KerasHub Stable Diffusion 3 text-to-image preset built from config (CLIP tokenizers over letters, a
+    one-layer MMDiT, a small VAE) and saved with save_to_preset, as a local preset directory."""
+    import keras_hub
+    from keras_hub.src.models.vae.vae_backbone import VAEBackbone  # KerasHub 0.32 does not export the VAE
+
+    vocabulary = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for token in [*"abcdefghijklmnopqrstuvwxyz", "ca"]:
+        vocabulary[token] = len(vocabulary)
+        vocabulary[f"{token}</w>"] = len(vocabulary)
+    vocabulary["cat</w>"] = len(vocabulary)
+    merges = ["c a", "ca t</w>"]
+
+    def clip(pad_with_end_token: bool):
+        tokenizer = keras_hub.models.CLIPTokenizer(vocabulary=vocabulary, merges=merges,
+                                                   pad_with_end_token=pad_with_end_token)
+        return keras_hub.models.CLIPPreprocessor(tokenizer, sequence_length=8)
+
+    def encoder(activation: str, name: str):
+        return keras_hub.models.CLIPTextEncoder(len(vocabulary), 8, 8, 2, 2, 16, activation, -2, max_sequence_length=8,
+                                                name=name)
+
+    vae = VAEBackbone([32, 32, 32, 32], [1, 1, 1, 1], [32, 32, 32, 32], [1, 1, 1, 1], sampler_method="mode",
+                      sample_channels=8)
+    backbone = keras_hub.models.StableDiffusion3Backbone(
+        mmdit_patch_size=2, mmdit_hidden_dim=16, mmdit_num_layers=1, mmdit_num_heads=2, mmdit_position_size=16,
+        mmdit_qk_norm=None, mmdit_dual_attention_indices=None, vae=vae, clip_l=encoder("quick_gelu", "clip_l"),
+        clip_g=encoder("gelu", "clip_g"), latent_channels=4, image_shape=(32, 32, 3))
+    preprocessor = keras_hub.models.StableDiffusion3TextToImagePreprocessor(clip(False), clip(True))
+    folder = tmp_path_factory.mktemp("sd3") / "tiny_sd3"
+    keras_hub.models.StableDiffusion3TextToImage(backbone=backbone, preprocessor=preprocessor).save_to_preset(
+        str(folder))
+    return folder

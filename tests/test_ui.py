@@ -87,14 +87,16 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
 
 @pytest.mark.parametrize("app, inputs", [
     ("studio.py", {"image-classification-input", "translation-input", "recommendation-user",
-                   "speech-recognition-input"}),
+                   "speech-recognition-input", "object-detection-input", "image-generation-class"}),
     ("image_classification.py", {"image-classification-input"}),
     ("translation.py", {"translation-input"}),
     ("recommendation.py", {"recommendation-user", "recommendation-item"}),
     ("speech_recognition.py", {"speech-recognition-input", "speech-recognition-spectrogram"}),
+    ("object_detection.py", {"object-detection-input", "object-detection-conf"}),
+    ("image_generation.py", {"image-generation-class", "image-generation-steps"}),
 ])
 def test_apps_expose_a_gradio_demo(app, inputs, digits_model, translation_model, recommendation_model,
-                                   speech_model):
+                                   speech_model, detection_model, generation_model):
     """`python apps/X.py` launches `demo`; `gradio apps/X.py` looks for the same variable."""
     import runpy
     from pathlib import Path
@@ -177,3 +179,31 @@ def test_upload_speech_in_the_browser_and_see_transcript_and_spectrogram(running
         headers = page.locator("#speech-recognition-characters").inner_text()
     assert output == expected
     assert "character" in headers
+
+
+def test_errors_in_a_tab_say_what_went_wrong_without_upload_paths_or_tracebacks(tmp_path, caplog):
+    import os
+    import tempfile
+
+    import gradio as gr
+
+    from dlapps.errors import InvalidInputError
+    from dlapps.ui import raise_for_ui
+
+    upload = os.path.join(tempfile.gettempdir(), "gradio", "0123abcd", "scan.png")
+    with pytest.raises(gr.Error) as handled, raise_for_ui():
+        raise InvalidInputError(f"expected an image, received '{upload}', which is empty (0 bytes)")
+    assert handled.value.message == "expected an image, received 'scan.png', which is empty (0 bytes)"
+    with pytest.raises(gr.Error) as unexpected, raise_for_ui():
+        raise KeyError("an internal detail")
+    assert unexpected.value.message == "Something went wrong (KeyError); the details are in the server log."
+    assert "an internal detail" in caplog.text
+
+
+def test_metric_names_read_like_words():
+    from dlapps.ui import readable_metric
+
+    assert readable_metric("accuracy", 0.98888) == "accuracy 98.9%"
+    assert readable_metric("wer", 0.0539) == "word error rate 5.4%"
+    assert readable_metric("examples", 359) == "examples 359"
+    assert readable_metric("mean_absolute_error", 0.383) == "mean absolute error 0.383"

@@ -1,0 +1,114 @@
+"""The object-detection tab: an image in, its boxes drawn over it and a table of detections out.
+
+The model runs once per image: its candidate boxes are kept, and moving the confidence, IoU or
+max-detections slider (or the class filter) only repeats the non-maximum suppression on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def build_ui(task, predictor) -> None:
+    import gradio as gr
+
+    from dlapps.plugin import model_summary, option_control, raise_for_ui
+
+    labels = task.labels()
+    options = task.predict_options
+    gr.Markdown(model_summary(predictor))
+    gr.Markdown(_what_it_knows(task, predictor))
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"], height=320,
+                             elem_id="object-detection-input")
+            conf = option_control("conf", options["conf"], task.config, label="Confidence (lowest score shown)",
+                                  elem_id="object-detection-conf")
+            iou = option_control("iou", options["iou"], task.config, label="IoU (non-maximum suppression)",
+                                 elem_id="object-detection-iou")
+            max_detections = option_control("max_detections", options["max_detections"], task.config,
+                                             label="Max detections", elem_id="object-detection-max-detections")
+            classes = gr.CheckboxGroup(labels, value=[], label="Only these classes (none ticked: every class)",
+                                       elem_id="object-detection-classes")
+            button = gr.Button("Detect", variant="primary", elem_id="object-detection-run")
+        with gr.Column():
+            annotated = gr.AnnotatedImage(label="Detections", color_map=_color_map(labels),
+                                          elem_id="object-detection-output")
+            status = gr.Markdown(elem_id="object-detection-status")
+            table = gr.Dataframe(headers=["label", "score", "x_min", "y_min", "x_max", "y_max"],
+                                 label="Detections (pixels of the original image)", interactive=False,
+                                 elem_id="object-detection-table")
+    candidates = gr.State(None)
+
+    def detect(picture, conf_value, iou_value, max_value, chosen):
+        if picture is None:
+            raise gr.Error("Upload, paste or pick an image first.")
+        with raise_for_ui():
+            checked = predictor.options(_options(conf_value, iou_value, max_value, chosen))
+            found = run_model(task, predictor, picture, checked)
+            return (*show(task, found, checked), found)
+
+    def refilter(found, conf_value, iou_value, max_value, chosen):
+        if found is None:
+            return gr.update(), gr.update(), gr.update()
+        with raise_for_ui():
+            return show(task, found, predictor.options(_options(conf_value, iou_value, max_value, chosen)))
+
+    controls = [conf, iou, max_detections, classes]
+    outputs = [annotated, table, status]
+    button.click(detect, [image, *controls], [*outputs, candidates], api_name="detect")
+    image.upload(detect, [image, *controls], [*outputs, candidates], api_name=False)
+    for control in controls:
+        control.change(refilter, [candidates, *controls], outputs, api_name=False)
+    examples = predictor.examples()
+    if examples:
+        gr.Examples(examples, inputs=image, label="Examples (held-out test images)")
+
+
+def _what_it_knows(task, predictor) -> str:
+    data = predictor.meta.get("data", {})
+    source = "the generated shapes on noise" if data.get("source", "default") == "default" else \
+        f"`{data.get('source')}`"
+    return (f"**This model detects {len(task.labels())} classes:** {', '.join(task.labels())} "
+            f"(trained on {source}). Boxes of anything else are not expected.")
+
+
+def _options(conf, iou, max_detections, chosen) -> dict:
+    return {"conf": float(conf), "iou": float(iou), "max_detections": int(max_detections),
+            "classes": ",".join(chosen or []), "draw": False}
+
+
+def _color_map(labels: list[str]) -> dict:
+    from dlapps_plugins.object_detection.detection_images import COLORS
+
+    return {label: "#%02x%02x%02x" % COLORS[i % len(COLORS)] for i, label in enumerate(labels)}
+
+
+def run_model(task, predictor, picture, options) -> dict:
+    """The model's candidate boxes for one image (before non-maximum suppression) and what postprocess needs."""
+    from dlapps.plugin import read_image
+
+    rgb = read_image(picture)
+    square, context = task.preprocess(rgb, options)
+    boxes, scores = task._candidates(predictor.model)(square[None])
+    return {"image": np.asarray(rgb), "boxes": np.asarray(boxes), "scores": np.asarray(scores),
+            "context": {k: v for k, v in context.items() if k != "image"}}
+
+
+def show(task, found: dict, options: dict):
+    """(annotated image, table rows, status) of the candidates at the options' thresholds."""
+    from dlapps_plugins.object_detection.retinanet_detector import select
+
+    boxes, scores, classes, counts = select(found["boxes"], found["scores"], options["conf"], options["iou"],
+                                            options["max_detections"], task._class_mask(options["classes"]))
+    output = {"boxes": boxes[0], "scores": scores[0], "classes": classes[0], "count": counts[0]}
+    detections = task.postprocess(output, found["context"], options)["detections"]
+    annotations = [(tuple(int(round(v)) for v in d["box"]), d["label"]) for d in detections]
+    rows = [[d["label"], d["score"], *d["box"]] for d in detections]
+    if detections:
+        status = f"{len(detections)} object(s) found at confidence >= {options['conf']:.2f}."
+    else:
+        status = (f"**Nothing found** at confidence >= {options['conf']:.2f}"
+                  f"{' among ' + options['classes'] if options['classes'] else ''}: lower the confidence, or try "
+                  f"an image with {', '.join(task.labels())}.")
+    return (found["image"], annotations), rows, status

@@ -1,0 +1,423 @@
+"""The object-detection plugin: the shared harness, the three dataset formats, boxes in original pixels,
+options, COCO results, video, presets and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+
+import dlapps
+from conftest import TINY_DETECTION_CONFIG, write_coco_folder, write_image
+from dlapps.errors import DataError, InvalidInputError, PresetError
+from dlapps.testing import run_task_test
+from dlapps_plugins.object_detection import ObjectDetection
+from dlapps_plugins.object_detection.detection_data import detection_dataset
+from dlapps_plugins.object_detection.generated_scenes import CLASSES, draw_scene, write_scenes
+
+
+def test_contract_on_a_coco_folder(tmp_path, capsys):
+    data = write_coco_folder(tmp_path / "coco", count=20)
+    picture = str(data / "images" / "0005.png")
+    predictor = run_task_test(
+        ObjectDetection, tmp_path, config=TINY_DETECTION_CONFIG, data=data,
+        inputs=[picture, str(data / "images" / "0002.png"), _scene(7)],
+        options={"conf": 0.0, "max_detections": 5},
+        bad_inputs=[(str(tmp_path / "missing.png"), InvalidInputError), (_text_file(tmp_path), InvalidInputError),
+                    ({"image": 1}, InvalidInputError)],
+        ui_call=("/detect", [handle_file(picture), 0.0, 0.5, 5, []]),
+    )
+    assert "1 box(es) reaching outside their image were clipped" in capsys.readouterr().err
+    result = predictor.predict(picture, conf=0.0, max_detections=5)
+    assert set(result) == {"width", "height", "detections", "image"}
+    assert 1 <= len(result["detections"]) <= 5  # boxes wholly in the letterbox margin are left out
+    assert all(d["label"] in CLASSES and 0 <= d["score"] <= 1 for d in result["detections"])
+    assert result["image"].shape[2] == 3 and min(result["image"].shape[:2]) >= 384  # drawn, scaled up to be read
+    assert "image" not in predictor.predict(picture, draw=False)
+    # What the model knows is kept: the data's own category ids (not contiguous), and labels.txt for people.
+    meta = json.loads((tmp_path / "model" / "task.json").read_text())
+    assert meta["config"]["category_ids"] == [10, 20, 30, 40, 50]
+    assert (tmp_path / "model" / "assets" / "labels.txt").read_text().split() == list(CLASSES)
+    examples = [Path(p).stem for p in predictor.examples()]
+    assert examples and all(part in CLASSES or part in ("no", "objects") for e in examples
+                            for part in e.split("_")[1:])
+
+
+def test_coco_reader(tmp_path, capsys):
+    data = detection_dataset(write_coco_folder(tmp_path / "coco", count=20))
+    assert data.config == {"labels": list(CLASSES), "category_ids": [10, 20, 30, 40, 50]}
+    assert (len(data.train), len(data.validation), len(data.test)) == (16, 2, 2)
+    report = capsys.readouterr().err
+    assert "1 box(es) reaching outside their image were clipped to it and 1 box(es) of zero area" in report
+    targets = {Path(p).name: t for split in (data.train, data.validation, data.test)
+               for p, t in zip(split.inputs, split.targets)}
+    empty = targets["0001.png"]
+    assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
+    clipped = targets["0002.png"]
+    width = json.loads((tmp_path / "coco" / "annotations.json").read_text())["images"][1]["width"]
+    assert [width - 10, 5, width, 25] in clipped["boxes"].tolist()  # clipped at the right edge
+    assert not any(b[0] >= width for b in clipped["boxes"].tolist())  # the box outside was dropped
+    crowd = targets["0003.png"]
+    assert crowd["crowd"].tolist().count(True) == 1
+    assert crowd["labels"][crowd["crowd"]].tolist() == [2]  # category 30 is the third class
+    # Crowd regions are not trained on; an image without boxes trains as background (one padding row).
+    task = ObjectDetection({**TINY_DETECTION_CONFIG, **data.config})
+    path = next(p for p in data.train.inputs + data.validation.inputs + data.test.inputs if p.endswith("0003.png"))
+    _, target = task.training_example(path, crowd)
+    assert len(target["labels"]) == int((~crowd["crowd"]).sum())
+    _, target = task.training_example(next(p for p in [*data.train.inputs, *data.validation.inputs,
+                                                       *data.test.inputs] if p.endswith("0001.png")), empty)
+    assert target["labels"].tolist() == [-1] and target["boxes"].tolist() == [[-1, -1, -1, -1]]
+
+
+def test_coco_split_files_and_image_folders(tmp_path):
+    folder = write_scenes(tmp_path / "scenes", {"train": 6, "validation": 3, "test": 3})
+    data = detection_dataset(folder)
+    assert (len(data.train), len(data.validation), len(data.test)) == (6, 3, 3)
+    assert all("/images/test/" in p for p in data.test.inputs)
+    again = write_scenes(tmp_path / "again", {"train": 6, "validation": 3, "test": 3})
+    assert (again / "annotations" / "instances_test.json").read_bytes() == \
+        (folder / "annotations" / "instances_test.json").read_bytes()  # deterministic
+    assert (again / "images" / "train" / "000004.png").read_bytes() == \
+        (folder / "images" / "train" / "000004.png").read_bytes()
+
+
+def test_yolo_folder(tmp_path, capsys):
+    root = tmp_path / "yolo"
+    for split, count in (("train", 6), ("val", 3), ("test", 3)):
+        for i in range(count):
+            image, objects = draw_scene(np.random.default_rng([5, i, len(split)]))
+            write_image(root / "images" / split / f"{split}{i}.jpg", image)
+            if i == 0:
+                continue  # no label file: an image without objects
+            height, width = image.shape[:2]
+            lines = [f"{label} {(x0 + x1) / 2 / width} {(y0 + y1) / 2 / height} {(x1 - x0) / width} "
+                     f"{(y1 - y0) / height}" for label, (x0, y0, x1, y1) in objects]
+            if split == "train" and i == 1:
+                lines.append("seven 0.5 0.5 0.1 0.1")  # malformed: reported and skipped
+            (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+            (root / "labels" / split / f"{split}{i}.txt").write_text("\n".join(lines) + "\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\n"
+                                    f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES)))
+    data = detection_dataset(root)
+    assert "yolo_data" not in data.description and "YOLO folder" in data.description
+    assert data.config["labels"] == list(CLASSES)
+    assert (len(data.train), len(data.validation), len(data.test)) == (6, 3, 3)
+    assert "train1.txt:" in capsys.readouterr().err
+    image, objects = draw_scene(np.random.default_rng([5, 2, len("val")]))
+    index = data.validation.inputs.index(str(root / "images" / "val" / "val2.jpg"))
+    expected = np.array([box for _, box in objects], np.float32)
+    assert np.allclose(data.validation.targets[index]["boxes"], expected, atol=0.01)
+    assert data.validation.targets[index]["labels"].tolist() == [label for label, _ in objects]
+    assert data.train.targets[data.train.inputs.index(str(root / "images" / "train" / "train0.jpg"))][
+        "boxes"].shape == (0, 4)
+    (root / "data.yaml").unlink()
+    with pytest.raises(DataError, match="data.yaml .* or classes.txt"):
+        detection_dataset(root)
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    assert detection_dataset(root).config["labels"] == list(CLASSES)
+
+
+def test_pascal_voc_folder(tmp_path):
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    for i in range(10):
+        image, objects = draw_scene(np.random.default_rng([9, i]))
+        write_image(root / "JPEGImages" / f"img{i}.jpg", image)
+        objects_xml = "".join(
+            f"<object><name>{CLASSES[label]}</name><difficult>{int(i == 3 and k == 0)}</difficult><bndbox>"
+            f"<xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+            for k, (label, (x0, y0, x1, y1)) in enumerate(objects))
+        (root / "Annotations" / f"img{i}.xml").write_text(
+            f"<annotation><filename>img{i}.jpg</filename><size><width>{image.shape[1]}</width>"
+            f"<height>{image.shape[0]}</height><depth>3</depth></size>{objects_xml}</annotation>")
+    data = detection_dataset(root)
+    assert "Pascal VOC" in data.description
+    everything = {Path(p).stem: t for split in (data.train, data.validation, data.test)
+                  for p, t in zip(split.inputs, split.targets)}
+    assert len(everything) == 10
+    _, objects = draw_scene(np.random.default_rng([9, 3]))
+    assert np.allclose(everything["img3"]["boxes"], [box for _, box in objects])  # 1-based pixels converted
+    assert everything["img3"]["crowd"].tolist()[:1] == [True]  # difficult: ignored, as VOC's evaluation does
+    assert data.config["labels"] == sorted({CLASSES[label] for i in range(10)
+                                            for label, _ in draw_scene(np.random.default_rng([9, i]))[1]})
+
+
+def test_unrecognised_folders_say_what_was_expected(tmp_path):
+    images_only = tmp_path / "photos"
+    write_image(images_only / "a.png", _scene(1))
+    with pytest.raises(DataError, match="expected a COCO folder.*YOLO folder.*Pascal VOC.*holds a.png"):
+        detection_dataset(images_only)
+    with pytest.raises(DataError, match="does not exist"):
+        detection_dataset(tmp_path / "nowhere")
+    coco = write_coco_folder(tmp_path / "coco", count=6)
+    broken = json.loads((coco / "annotations.json").read_text())
+    del broken["annotations"]
+    (coco / "annotations.json").write_text(json.dumps(broken))
+    with pytest.raises(DataError, match="lacks 'annotations'"):
+        detection_dataset(coco)
+    voc = tmp_path / "voc"
+    (voc / "Annotations").mkdir(parents=True)
+    with pytest.raises(DataError, match="no JPEGImages/ folder"):
+        detection_dataset(voc)
+
+
+def test_boxes_come_back_in_original_pixels(detection_model, tmp_path):
+    """A known rectangle, found in the model's letterboxed square, maps back to where it is in the original:
+    for an image the task shrinks and for one over 2048 px that the core decodes at a reduced scale."""
+    task = detection_model.task
+    for width, height, suffix in ((300, 200, ".png"), (4000, 3000, ".jpg")):
+        image = np.full((height, width, 3), 40, np.uint8)
+        x0, y0, x1, y1 = int(width * 0.3), int(height * 0.4), int(width * 0.55), int(height * 0.9)
+        image[y0:y1, x0:x1] = 230
+        path = write_image(tmp_path / f"big{width}{suffix}", image)
+        options = detection_model.options({"conf": 0.0})
+        square, context = task.preprocess(str(path), options)
+        assert context["original_size"] == (width, height)
+        if width > 2048:
+            assert context["image"].shape[1] < width  # decoded at a reduced scale by the core
+        ys, xs = np.nonzero(square[..., 0] > 135)
+        found = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        output = {"boxes": found, "scores": np.array([0.9]), "classes": np.array([0]), "count": 1}
+        box = task.postprocess(output, context, options)["detections"][0]["box"]
+        tolerance = 1.5 * width / task.config["image_size"]  # a pixel of the square, in original pixels
+        assert np.allclose(box, [x0, y0, x1, y1], atol=tolerance), (box, [x0, y0, x1, y1])
+        result = detection_model.predict(str(path), conf=0.0, max_detections=20)
+        assert (result["width"], result["height"]) == (width, height)
+        boxes = np.array([d["box"] for d in result["detections"]])
+        assert len(boxes) and boxes[:, [0, 2]].max() <= width and boxes[:, [1, 3]].max() <= height
+
+
+def test_options_filter_detections(detection_model, tmp_path):
+    picture = str(write_image(tmp_path / "square.png", _scene(5, (128, 128))))  # no letterbox margin to clip to
+    every = detection_model.predict(picture, conf=0.0, iou=1.0, max_detections=1000, draw=False)["detections"]
+    assert len(every) > 20
+    scores = [d["score"] for d in every]
+    assert scores == sorted(scores, reverse=True)
+    assert every[:3] == detection_model.predict(picture, conf=0.0, iou=1.0, max_detections=3, draw=False)["detections"]
+    cut = np.median(scores)
+    kept = detection_model.predict(picture, conf=float(cut), iou=1.0, max_detections=1000, draw=False)["detections"]
+    assert kept and all(d["score"] >= cut for d in kept) and len(kept) < len(every)
+    suppressed = detection_model.predict(picture, conf=0.0, iou=0.1, max_detections=1000, draw=False)["detections"]
+    assert len(suppressed) < len(every)
+    assert all(_iou(a["box"], b["box"]) <= 0.1 + 1e-6 for a in suppressed for b in suppressed
+               if a is not b and a["label"] == b["label"])
+    only = detection_model.predict(picture, conf=0.0, classes="star, cross", max_detections=1000,
+                                   draw=False)["detections"]
+    assert only and {d["label"] for d in only} <= {"star", "cross"}
+    unfiltered = detection_model.predict(picture, conf=0.0, max_detections=1000, draw=False)["detections"]
+    assert len(unfiltered) < 1000  # nothing cut by max_detections: the filter keeps exactly these classes' boxes
+    assert only == [d for d in unfiltered if d["label"] in ("star", "cross")]
+    with pytest.raises(InvalidInputError, match="expected classes to be class names of the model.*'dog' is not one"):
+        detection_model.predict(picture, classes="circle,dog")
+    with pytest.raises(InvalidInputError, match="expected conf to be a number from 0 to 1"):
+        detection_model.predict(picture, conf=1.5)
+
+
+def test_cli_coco_results_load_in_pycocotools_and_bad_rows(detection_model, detection_folder, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for image in sorted((detection_folder / "images").iterdir())[:6]:
+        (inputs / image.name).write_bytes(image.read_bytes())
+    (inputs / "0099.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out.jsonl"
+    run = _dlapps("predict", "object-detection", str(inputs), "--model", str(detection_model.model_dir),
+                  "--output", str(out), "--output-dir", str(tmp_path / "drawn"), "--conf", "0", "--max-detections", "5",
+                  "--format", "coco", "--no-progress")
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 7
+    bad = [r for r in records if "error" in r]
+    assert len(bad) == 1 and bad[0]["input"].endswith("0099.jpg") and bad[0]["error_type"] == "InvalidInputError"
+    good = [r for r in records if "error" not in r]
+    assert all((out.parent / r["image"]).is_file() for r in good)  # each image drawn under --output-dir
+    assert all(str(tmp_path / "drawn") in str((out.parent / r["image"]).resolve()) for r in good)
+    results = tmp_path / "out.coco.json"
+    gt = COCO(str(detection_folder / "annotations.json"))
+    ids = {i["file_name"]: i["id"] for i in gt.dataset["images"]}
+    entries = json.loads(results.read_text())
+    assert entries and {e["image_id"] for e in entries} <= {int(Path(r["input"]).stem) for r in good}
+    # The image ids are the file names' numbers; map them onto this ground truth's ids and evaluate.
+    for entry in entries:
+        entry["image_id"] = ids[Path(entry["file_name"]).name]
+    detections = gt.loadRes(entries)
+    evaluation = COCOeval(gt, detections, "bbox")
+    evaluation.params.imgIds = sorted({e["image_id"] for e in entries})
+    evaluation.evaluate()
+    evaluation.accumulate()
+    assert {e["category_id"] for e in entries} <= {10, 20, 30, 40, 50}
+    numbered = COCO()  # a ground truth whose image ids are the file names' numbers takes the file as it is
+    numbered.dataset = {"images": [{"id": int(Path(r["input"]).stem)} for r in good],
+                        "categories": gt.dataset["categories"], "annotations": []}
+    numbered.createIndex()
+    assert len(numbered.loadRes(str(results)).getAnnIds()) == len(entries)
+
+    unknown = _dlapps("predict", "object-detection", str(inputs), "--model", str(detection_model.model_dir),
+                      "--classes", "dog")
+    assert unknown.returncode == 2 and "'dog' is not one" in unknown.stderr
+    wrong = _dlapps("predict", "object-detection", str(inputs), "--model", str(detection_model.model_dir),
+                    "--format", "voc", "--output", str(tmp_path / "x.jsonl"))
+    assert wrong.returncode == 2 and "expected --format to be one of: 'coco'" in wrong.stderr
+
+    evaluated = _dlapps("eval", "object-detection", "--model", str(detection_model.model_dir), "--data",
+                        str(detection_folder), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout[evaluated.stdout.index("{"):])
+    assert {"map", "map_50", "map_75", "per_class", "baseline_map_50"} <= set(metrics)
+    assert set(metrics["per_class"]) == set(CLASSES) and metrics["images"] == 24
+
+
+def test_video_input(detection_model, tmp_path):
+    import cv2
+
+    from dlapps.batch import collect_inputs, run_batch
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    video = folder / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for i in range(10):
+        writer.write(np.ascontiguousarray(_scene(i, (120, 160))[..., ::-1]))
+    writer.release()
+    write_image(folder / "still.png", _scene(3))
+    result = detection_model.predict(str(video), conf=0.0, max_detections=2)
+    assert (result["width"], result["height"], result["frame_count"]) == (160, 120, 10)
+    assert [f["frame"] for f in result["frames"]] == list(range(10))
+    assert [f["time"] for f in result["frames"]][:3] == [0.0, 0.1, 0.2]
+    assert all(1 <= len(f["detections"]) <= 2 for f in result["frames"])
+    assert all(b["box"][2] <= 160 and b["box"][3] <= 120 for f in result["frames"] for b in f["detections"])
+    annotated = tmp_path / "annotated.mp4"
+    result["video"].save(annotated)
+    capture = cv2.VideoCapture(str(annotated))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    capture.release()
+    stepped = detection_model.predict(str(video), conf=0.0, frame_step=4, draw=False)
+    assert [f["frame"] for f in stepped["frames"]] == [0, 4, 8] and "video" not in stepped
+    # The batch runner finds videos in folders and writes the annotated video under --output-dir.
+    items = collect_inputs(detection_model.task, [str(folder)])
+    assert sorted(Path(i).name for i, _ in items) == ["clip.mp4", "still.png"]
+    out = tmp_path / "videos.jsonl"
+    summary = run_batch(detection_model, items, out, progress=False, options={"conf": 0.0},
+                        output_dir=tmp_path / "files")
+    assert summary.succeeded == 2
+    record = next(json.loads(line) for line in out.read_text().splitlines() if "clip.mp4" in line)
+    assert record["video"].endswith(".mp4") and (out.parent / record["video"]).stat().st_size > 1000
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(InvalidInputError, match="that OpenCV can decode"):
+        detection_model.predict(str(bad))
+
+
+def test_ui_refilters_without_running_the_model_again(detection_model, monkeypatch):
+    from dlapps_plugins.object_detection import object_detection_ui as ui
+
+    task = detection_model.task
+    picture = _scene(2, (128, 128))  # square: no box is lost to the letterbox margin
+    found = ui.run_model(task, detection_model, picture, detection_model.options({"conf": 0.0, "draw": False}))
+
+    def no_model(model):
+        raise AssertionError("the model ran again")
+
+    monkeypatch.setattr(task, "_candidates", no_model)
+    loose = ui.show(task, found, detection_model.options({"conf": 0.0, "iou": 1.0, "max_detections": 50,
+                                                          "draw": False}))
+    strict = ui.show(task, found, detection_model.options({"conf": 0.0, "iou": 1.0, "max_detections": 4,
+                                                           "draw": False}))
+    suppressed = ui.show(task, found, detection_model.options({"conf": 0.0, "iou": 0.3, "max_detections": 50,
+                                                               "draw": False}))
+    assert len(suppressed[1]) < 50
+    none = ui.show(task, found, detection_model.options({"conf": 1.0, "draw": False}))
+    # (a box left without area by the image's edge is left out, so "at most" max_detections)
+    assert 4 < len(loose[1]) <= 50 and 1 <= len(strict[1]) <= 4 and strict[1] == loose[1][:len(strict[1])]
+    assert loose[0][0].shape == picture.shape and len(loose[0][1]) == len(loose[1])
+    assert none[1] == [] and "Nothing found" in none[2]
+
+
+def test_fine_tune_from_a_local_keras_hub_preset(tmp_path, detection_folder):
+    import keras_hub
+
+    from dlapps_plugins.object_detection.retinanet_detector import build_retinanet
+
+    config = {**ObjectDetection.default_config, **TINY_DETECTION_CONFIG, "labels": ["a", "b"]}
+    preset = tmp_path / "tiny_retinanet"
+    build_retinanet(config).save_to_preset(str(preset))
+    assert (preset / "config.json").is_file()
+    predictor = dlapps.train("object-detection", detection_folder, preset=str(preset), epochs=1,
+                             out=tmp_path / "from-preset", config={"image_size": 64}, verbose=0)
+    assert predictor.task.config["family"] == "RetinaNetObjectDetector"
+    assert isinstance(predictor.model, keras_hub.models.RetinaNetObjectDetector)
+    assert predictor.model.num_classes == len(CLASSES)  # a fresh head for the data's classes
+    result = predictor.predict(str(detection_folder / "images" / "0004.png"), conf=0.0, max_detections=3)
+    assert 1 <= len(result["detections"]) <= 3
+    reloaded = dlapps.load("object-detection", tmp_path / "from-preset")
+    assert reloaded.predict(str(detection_folder / "images" / "0004.png"), conf=0.0,
+                            max_detections=3)["detections"] == result["detections"]
+    with pytest.raises(PresetError, match="expected a KerasHub object detector preset name"):
+        dlapps.train("object-detection", detection_folder, preset=str(tmp_path / "nothing-here"), epochs=1,
+                     out=tmp_path / "none", verbose=0)
+
+
+@pytest.mark.slow
+def test_fine_tune_a_local_d_fine_preset(tmp_path, detection_folder):
+    """D-FINE (queries, no anchors) through the same task: its own targets, decoding and KerasHub's loss."""
+    import keras_hub
+
+    hgnet = keras_hub.models.HGNetV2Backbone(
+        stem_channels=[3, 8, 8], stackwise_stage_filters=[[8, 8, 16, 1, 1, 3], [16, 8, 32, 1, 1, 3],
+                                                          [32, 16, 64, 1, 1, 3], [64, 16, 64, 1, 1, 3]],
+        apply_downsample=[False, True, True, True], use_lightweight_conv_block=[False, False, True, True],
+        depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 64], embedding_size=8, use_learnable_affine_block=True,
+        hidden_act="relu", image_shape=(64, 64, 3), out_features=["stage3", "stage4"])
+    backbone = keras_hub.models.DFineBackbone(
+        backbone=hgnet, decoder_in_channels=[16, 16], encoder_hidden_dim=16, num_denoising=0, num_labels=3,
+        hidden_dim=16, learn_initial_query=False, num_queries=20, anchor_image_size=(64, 64), feat_strides=[16, 32],
+        num_feature_levels=2, encoder_in_channels=[64, 64], encode_proj_layers=[1], num_attention_heads=2,
+        encoder_ffn_dim=32, num_encoder_layers=1, hidden_expansion=0.34, depth_multiplier=0.5, eval_idx=-1,
+        num_decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, decoder_n_points=[2, 2],
+        lqe_hidden_dim=8, num_lqe_layers=1, out_features=["stage3", "stage4"], image_shape=(64, 64, 3))
+    converter = keras_hub.layers.DFineImageConverter(scale=1 / 255, bounding_box_format="xyxy")
+    preset = tmp_path / "tiny_dfine"
+    keras_hub.models.DFineObjectDetector(
+        backbone=backbone, num_classes=3, bounding_box_format="xyxy",
+        preprocessor=keras_hub.models.DFineObjectDetectorPreprocessor(image_converter=converter),
+    ).save_to_preset(str(preset))
+    predictor = dlapps.train("object-detection", detection_folder, preset=str(preset), epochs=1, batch_size=4,
+                             out=tmp_path / "dfine", config={"image_size": 64}, verbose=0)
+    assert predictor.task.config["family"] == "DFineObjectDetector"
+    assert predictor.model.num_classes == len(CLASSES)
+    picture = str(detection_folder / "images" / "0004.png")
+    result = predictor.predict(picture, conf=0.0, max_detections=4)
+    assert 1 <= len(result["detections"]) <= 4
+    assert all(0 <= d["box"][0] < d["box"][2] <= result["width"] for d in result["detections"])
+    reloaded = dlapps.load("object-detection", tmp_path / "dfine")
+    assert reloaded.predict(picture, conf=0.0, max_detections=4)["detections"] == result["detections"]
+
+
+def _scene(seed: int, shape=None) -> np.ndarray:
+    import cv2
+
+    image, _ = draw_scene(np.random.default_rng([77, seed]))
+    return image if shape is None else cv2.resize(image, (shape[1], shape[0]))
+
+
+def _text_file(tmp_path) -> str:
+    path = tmp_path / "notes.png"
+    path.write_text("this is text, not an image")
+    return str(path)
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union else 0.0
+
+
+def _dlapps(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlapps.cli", *args], capture_output=True, text=True, timeout=300)
