@@ -25,15 +25,15 @@ def test_contract_on_a_coco_folder(tmp_path, capsys):
     predictor = run_task_test(
         ObjectDetection, tmp_path, config=TINY_DETECTION_CONFIG, data=data,
         inputs=[picture, str(data / "images" / "0002.png"), _scene(7)],
-        options={"conf": 0.0, "max_detections": 5},
+        options={"conf": 0.0, "max_detections": 30},
         bad_inputs=[(str(tmp_path / "missing.png"), InvalidInputError), (_text_file(tmp_path), InvalidInputError),
                     ({"image": 1}, InvalidInputError)],
-        ui_call=("/detect", [handle_file(picture), 0.0, 0.5, 5, []]),
+        ui_call=("/detect", [handle_file(picture), 0.0, 0.5, 30, []]),
     )
     assert "1 box(es) reaching outside their image were clipped" in capsys.readouterr().err
-    result = predictor.predict(picture, conf=0.0, max_detections=5)
+    result = predictor.predict(picture, conf=0.0, max_detections=30)
     assert set(result) == {"width", "height", "detections", "image"}
-    assert 1 <= len(result["detections"]) <= 5  # boxes wholly in the letterbox margin are left out
+    assert 1 <= len(result["detections"]) <= 30  # boxes wholly in the letterbox margin are left out
     assert all(d["label"] in CLASSES and 0 <= d["score"] <= 1 for d in result["detections"])
     assert result["image"].shape[2] == 3 and min(result["image"].shape[:2]) >= 384  # drawn, scaled up to be read
     assert "image" not in predictor.predict(picture, draw=False)
@@ -286,11 +286,11 @@ def test_video_input(detection_model, tmp_path):
         writer.write(np.ascontiguousarray(_scene(i, (120, 160))[..., ::-1]))
     writer.release()
     write_image(folder / "still.png", _scene(3))
-    result = detection_model.predict(str(video), conf=0.0, max_detections=2)
+    result = detection_model.predict(str(video), conf=0.0, max_detections=10)
     assert (result["width"], result["height"], result["frame_count"]) == (160, 120, 10)
     assert [f["frame"] for f in result["frames"]] == list(range(10))
     assert [f["time"] for f in result["frames"]][:3] == [0.0, 0.1, 0.2]
-    assert all(1 <= len(f["detections"]) <= 2 for f in result["frames"])
+    assert all(len(f["detections"]) <= 10 for f in result["frames"]) and any(f["detections"] for f in result["frames"])
     assert all(b["box"][2] <= 160 and b["box"][3] <= 120 for f in result["frames"] for b in f["detections"])
     annotated = tmp_path / "annotated.mp4"
     result["video"].save(annotated)
@@ -353,11 +353,13 @@ def test_fine_tune_from_a_local_keras_hub_preset(tmp_path, detection_folder):
     assert predictor.task.config["family"] == "RetinaNetObjectDetector"
     assert isinstance(predictor.model, keras_hub.models.RetinaNetObjectDetector)
     assert predictor.model.num_classes == len(CLASSES)  # a fresh head for the data's classes
-    result = predictor.predict(str(detection_folder / "images" / "0004.png"), conf=0.0, max_detections=3)
+    # A square picture: no candidate falls in a letterbox margin (such a box has no area in the original image
+    # and is left out), so an untrained head's best three candidates are all detections.
+    picture = _scene(4, (128, 128))
+    result = predictor.predict(picture, conf=0.0, max_detections=3)
     assert 1 <= len(result["detections"]) <= 3
     reloaded = dlapps.load("object-detection", tmp_path / "from-preset")
-    assert reloaded.predict(str(detection_folder / "images" / "0004.png"), conf=0.0,
-                            max_detections=3)["detections"] == result["detections"]
+    assert reloaded.predict(picture, conf=0.0, max_detections=3)["detections"] == result["detections"]
     with pytest.raises(PresetError, match="expected a KerasHub object detector preset name"):
         dlapps.train("object-detection", detection_folder, preset=str(tmp_path / "nothing-here"), epochs=1,
                      out=tmp_path / "none", verbose=0)
@@ -391,12 +393,12 @@ def test_fine_tune_a_local_d_fine_preset(tmp_path, detection_folder):
                              out=tmp_path / "dfine", config={"image_size": 64}, verbose=0)
     assert predictor.task.config["family"] == "DFineObjectDetector"
     assert predictor.model.num_classes == len(CLASSES)
-    picture = str(detection_folder / "images" / "0004.png")
-    result = predictor.predict(picture, conf=0.0, max_detections=4)
-    assert 1 <= len(result["detections"]) <= 4
+    picture = str(write_image(tmp_path / "square.png", _scene(4, (128, 128))))  # no letterbox margin
+    result = predictor.predict(picture, conf=0.0, max_detections=10)
+    assert 1 <= len(result["detections"]) <= 10
     assert all(0 <= d["box"][0] < d["box"][2] <= result["width"] for d in result["detections"])
     reloaded = dlapps.load("object-detection", tmp_path / "dfine")
-    assert reloaded.predict(picture, conf=0.0, max_detections=4)["detections"] == result["detections"]
+    assert reloaded.predict(picture, conf=0.0, max_detections=10)["detections"] == result["detections"]
 
 
 def _scene(seed: int, shape=None) -> np.ndarray:
