@@ -25,6 +25,7 @@ METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 ASSETS_DIR = "assets"
 EXAMPLES_DIR = "examples"
+LABELS_FILE = "labels.txt"
 EXAMPLES_FILE = "examples.jsonl"
 
 
@@ -76,6 +77,8 @@ def save(path, model, task, info: dict, metrics: dict, dataset=None) -> Path:
         model.save(staging / MODEL_FILE)
         (staging / ASSETS_DIR).mkdir()
         task.save_state(staging / ASSETS_DIR)
+        if isinstance(task.config.get("labels"), list) and task.config["labels"]:  # for people and other tools
+            _write_text(staging / ASSETS_DIR / LABELS_FILE, "\n".join(map(str, task.config["labels"])) + "\n")
         if dataset is not None:
             save_examples(task, dataset.test, staging / ASSETS_DIR / EXAMPLES_DIR)
         meta = {"task": task.name, "plugin": task.plugin, "config": task.config, **info}

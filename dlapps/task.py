@@ -198,6 +198,17 @@ class Task:
         raise PresetError(f"task {self.name!r} cannot predict straight from a preset; received preset={preset!r}. "
                           f"Train from it: dlapps train {self.name} --preset {preset}")
 
+    def labels(self) -> list[str]:
+        """The class names of the model (``config["labels"]``, which the data sets); an InvalidInputError
+        saying to train or load a model when there are none yet."""
+        from dlapps.errors import InvalidInputError
+
+        labels = self.config.get("labels")
+        if not labels:
+            raise InvalidInputError(f"task {self.name!r} has no classes yet: train a model "
+                                    f"(dlapps train {self.name}) or load one")
+        return list(labels)
+
     def save_state(self, folder) -> None:
         """Write the state prediction needs besides the model (tokenizer, vocabulary) into ``folder``.
 

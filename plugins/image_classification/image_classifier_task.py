@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from dlapps.plugin import Baseline, InvalidInputError, Option, Task, read_image, resize_image
+from dlapps.plugin import Baseline, Option, Task, read_image, resize_image
 
-LABELS_FILE = "labels.txt"
 
 
 class ImageClassification(Task):
@@ -66,18 +63,6 @@ class ImageClassification(Task):
         import keras_hub  # noqa: F401  registers KerasHub layers for preset-based models
 
         return {}
-
-    def save_state(self, folder):
-        # The labels live in the task config (task.json); labels.txt is a copy for people and other tools.
-        (Path(folder) / LABELS_FILE).write_text("\n".join(self.labels()) + "\n", encoding="utf-8")
-
-    def labels(self) -> list[str]:
-        """The class names the model predicts; an InvalidInputError if no model was trained or loaded."""
-        labels = self.config.get("labels")
-        if not labels:
-            raise InvalidInputError(f"task {self.name!r} has no labels yet: train a model "
-                                    f"(dlapps train {self.name}) or load one")
-        return labels
 
     # -- inference ---------------------------------------------------------
     def preprocess(self, raw, options):

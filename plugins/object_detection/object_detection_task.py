@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from dlapps.plugin import FileOutput, ImageOutput, InvalidInputError, Option, Pieces, Task, read_image
 
-LABELS_FILE = "labels.txt"
 #: Evaluation keeps every detection above this score (COCO mAP integrates over all of them), at most 100 an image.
 EVAL_CONF, EVAL_MAX_DETECTIONS = 0.01, 100
 
@@ -35,7 +32,7 @@ class ObjectDetection(Task):
     pad_values = {"boxes": -1, "labels": -1}
     monitor = "val_loss"
     predict_options = {
-        "conf": Option(float, 0.25, "the lowest score a detection may have", min=0.0, max=1.0),
+        "conf": Option(float, 0.5, "the lowest score a detection may have", min=0.0, max=1.0),
         "iou": Option(float, 0.5, "non-maximum suppression: of two boxes of a class overlapping more than this "
                                   "IoU, the lower-scored one is dropped", min=0.0, max=1.0),
         "max_detections": Option(int, 100, "at most this many detections per image (or video frame)",
@@ -49,11 +46,11 @@ class ObjectDetection(Task):
         "labels": [],
         "category_ids": [],       # the data's category id of each label (COCO ids need not be contiguous)
         "image_size": 96,         # images are letterboxed to a square of this side
-        "backbone_filters": [64, 64, 64],   # ResNet stacks of basic blocks (KerasHub: the first must be 64)
+        "backbone_filters": [64, 128, 256],  # ResNet stacks of basic blocks (KerasHub: the first must be 64)
         "backbone_blocks": [1, 1, 1],
         "min_level": 3,           # feature pyramid levels P3 (stride 8) to P4 (stride 16)
         "max_level": 4,
-        "head_convs": 1,          # convolutions of width 256 before each head's output
+        "head_convs": 0,          # convolutions of width 256 before each head's output layer
         "anchor_size": 2.0,       # anchors of anchor_size * stride * 2^(i / anchor_scales) pixels
         "anchor_scales": 3,
         "aspect_ratios": [1.0],
@@ -62,7 +59,7 @@ class ObjectDetection(Task):
         "augment": True,
         "box_priors": [],         # per class: frequency and mean normalised box in training (the baseline)
         "box_loss_weight": 25.0,  # box offsets weigh as in RetinaNet's smooth-L1 loss of offsets scaled by 5
-        "epochs": 12,             # the learning rate decays on a cosine over them
+        "epochs": 15,             # the learning rate decays on a cosine over them
         "batch_size": 8,
         "patience": 6,
         "learning_rate": 1e-3,
@@ -163,18 +160,6 @@ class ObjectDetection(Task):
         import keras_hub  # noqa: F401  registers KerasHub's detector classes
 
         return {}
-
-    def save_state(self, folder):
-        # The labels live in the task config (task.json); labels.txt is a copy for people and other tools.
-        (Path(folder) / LABELS_FILE).write_text("\n".join(self.labels()) + "\n", encoding="utf-8")
-
-    def labels(self) -> list[str]:
-        """The class names the model detects; an InvalidInputError if no model was trained or loaded."""
-        labels = self.config.get("labels")
-        if not labels:
-            raise InvalidInputError(f"task {self.name!r} has no classes yet: train a model "
-                                    f"(dlapps train {self.name}) or load one")
-        return labels
 
     # -- inference ---------------------------------------------------------
     def preprocess(self, raw, options):
