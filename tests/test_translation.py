@@ -231,7 +231,10 @@ def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, cap
     assert main(["eval", "translation", "--model", str(model)]) == 0
     assert "BLEU" in capsys.readouterr().out
     metrics = json.loads((model / "metrics.json").read_text())
-    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences"} and 0 <= metrics["chrf"] <= 100
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences", "copy_source_chrf", "baseline_check"}
+    assert 0 <= metrics["chrf"] <= 100
+    check = metrics["baseline_check"]  # the model against copying the source unchanged
+    assert (check["metric"], check["value"], check["baseline"]) == ("chrf", metrics["chrf"], metrics["copy_source_chrf"])
     assert "chrf" in (model / "README.md").read_text()
     pairs = write_pairs(tmp_path / "more.tsv", 25)
     assert main(["eval", "translation", "--model", str(model), "--data", str(pairs), "--json"]) == 0
