@@ -101,7 +101,7 @@ def test_yolo_folder(tmp_path, capsys):
             (root / "labels" / split).mkdir(parents=True, exist_ok=True)
             (root / "labels" / split / f"{split}{i}.txt").write_text("\n".join(lines) + "\n")
     (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\n"
-                                    f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES)))
+                                    "names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES)))
     data = detection_dataset(root)
     assert "yolo_data" not in data.description and "YOLO folder" in data.description
     assert data.config["labels"] == list(CLASSES)
@@ -197,13 +197,14 @@ def test_options_filter_detections(detection_model, tmp_path):
     assert len(every) > 20
     scores = [d["score"] for d in every]
     assert scores == sorted(scores, reverse=True)
-    assert every[:3] == detection_model.predict(picture, conf=0.0, iou=1.0, max_detections=3, draw=False)["detections"]
+    top = detection_model.predict(picture, conf=0.0, iou=1.0, max_detections=3, draw=False)["detections"]
+    assert 1 <= len(top) <= 3 and top == every[:len(top)]  # (a box left without area by the edge is left out)
     cut = np.median(scores)
     kept = detection_model.predict(picture, conf=float(cut), iou=1.0, max_detections=1000, draw=False)["detections"]
     assert kept and all(d["score"] >= cut for d in kept) and len(kept) < len(every)
     suppressed = detection_model.predict(picture, conf=0.0, iou=0.1, max_detections=1000, draw=False)["detections"]
     assert len(suppressed) < len(every)
-    assert all(_iou(a["box"], b["box"]) <= 0.1 + 1e-6 for a in suppressed for b in suppressed
+    assert all(_iou(a["box"], b["box"]) <= 0.1 + 1e-3 for a in suppressed for b in suppressed
                if a is not b and a["label"] == b["label"])
     only = detection_model.predict(picture, conf=0.0, classes="star, cross", max_detections=1000,
                                    draw=False)["detections"]
@@ -331,7 +332,11 @@ def test_ui_refilters_without_running_the_model_again(detection_model, monkeypat
                                                            "draw": False}))
     suppressed = ui.show(task, found, detection_model.options({"conf": 0.0, "iou": 0.3, "max_detections": 50,
                                                                "draw": False}))
-    assert len(suppressed[1]) < 50
+    # Non-maximum suppression at IoU 0.3: no two kept boxes of one class overlap by more than that.
+    for i, a in enumerate(suppressed[1]):
+        for b in suppressed[1][i + 1:]:
+            if a[0] == b[0]:
+                assert _iou(a[2:], b[2:]) <= 0.3 + 1e-3, (a, b)  # boxes are rounded to 4 decimals
     none = ui.show(task, found, detection_model.options({"conf": 1.0, "draw": False}))
     # (a box left without area by the image's edge is left out, so "at most" max_detections)
     assert 4 < len(loose[1]) <= 50 and 1 <= len(strict[1]) <= 4 and strict[1] == loose[1][:len(strict[1])]
@@ -399,6 +404,15 @@ def test_fine_tune_a_local_d_fine_preset(tmp_path, detection_folder):
     assert all(0 <= d["box"][0] < d["box"][2] <= result["width"] for d in result["detections"])
     reloaded = dlapps.load("object-detection", tmp_path / "dfine")
     assert reloaded.predict(picture, conf=0.0, max_detections=10)["detections"] == result["detections"]
+
+
+def _iou(a, b) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _scene(seed: int, shape=None) -> np.ndarray:
