@@ -195,11 +195,3 @@ def _row(outputs, i):
     if isinstance(outputs, (list, tuple)):
         return tuple(np.asarray(v[i]) for v in outputs)
     return np.asarray(outputs[i])
-
-
-def _batch_len(outputs) -> int:
-    if isinstance(outputs, dict):
-        return len(next(iter(outputs.values())))
-    if isinstance(outputs, (list, tuple)):
-        return len(outputs[0])
-    return len(outputs)
