@@ -16,7 +16,8 @@ TINY_CONFIG = {"filters": [8, 16], "dropout": 0.0}
 TINY_RECOMMENDATION_CONFIG = {"embedding_dim": 8, "history_length": 10, "max_seen": 200}
 #: A small, fast translation config for tests.
 TINY_TRANSLATION_CONFIG = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "encoder_layers": 1,
-                           "decoder_layers": 1, "tokenizer_vocab_size": 300, "dropout": 0.0}
+                           "decoder_layers": 1, "tokenizer_vocab_size": 300, "dropout": 0.0,
+                           "passes_per_epoch": 1, "warmup_steps": 2, "batch_size": 64, "max_training_seconds": 0}
 
 #: A small, fast speech recognizer config for tests.
 TINY_SPEECH_CONFIG = {"num_mel_bins": 40, "conv_filters": 8, "rnn_units": 16, "rnn_layers": 1, "dropout": 0.0}

@@ -1,4 +1,5 @@
-"""Translation: the corpus, the TSV reader, tokenizer, beam search, presets, bad input, CLI and eval."""
+"""Translation: the corpora (catalogs, numbers, TSV), placeholders, data-scaled defaults, beam search, presets,
+bad and out-of-domain input, CLI and eval."""
 
 import json
 
@@ -9,23 +10,112 @@ import dlapps
 from dlapps.cli import main
 from dlapps.errors import DataError, InvalidInputError
 from dlapps.testing import gradio_client, run_task_test
-from dlapps_plugins.translation import number_corpus
+from dlapps_plugins.translation import message_catalogs, number_corpus, sentence_pairs
 from dlapps_plugins.translation.beam_search import beam_search
-from dlapps_plugins.translation.sentence_pairs import default_dataset, read_pairs, tsv_dataset
+from dlapps_plugins.translation.data_scaled_defaults import length_limit, plan
+from dlapps_plugins.translation.placeholders import mask, mask_pair, restore
+from dlapps_plugins.translation.sentence_pairs import number_dataset, read_pairs, tsv_dataset
 from dlapps_plugins.translation.translation_task import Translation
 
 from conftest import TINY_TRANSLATION_CONFIG, write_pairs
 
 
 # -- data ----------------------------------------------------------------------------
-def test_default_corpus_is_large_distinct_and_held_out():
-    data = default_dataset()
+def test_number_corpus_is_large_distinct_and_held_out():
+    data = number_dataset()
     assert (len(data.train), len(data.validation), len(data.test)) == (20_000, 2_000, 2_000)
     pairs = list(zip(data.train.inputs, data.train.targets))
     assert len(set(pairs)) == len(pairs)
     assert not set(data.test.inputs) & set(data.train.inputs), "a test sentence occurs in training"
     assert data.config == {"source_language": "en", "target_language": "fr"}
-    assert default_dataset().test.inputs == data.test.inputs  # the same every time
+    assert number_dataset().test.inputs == data.test.inputs  # the same every time
+
+
+def _write_catalog(path, entries, mo=False):
+    """A gettext catalog of (msgid, msgstr, extra entry fields) written with polib, as .po or .mo."""
+    import polib
+
+    catalog = polib.POFile()
+    catalog.metadata = {"Content-Type": "text/plain; charset=UTF-8", "Language": "fr"}
+    for msgid, msgstr, *extra in entries:
+        catalog.append(polib.POEntry(msgid=msgid, msgstr=msgstr, **(extra[0] if extra else {})))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    catalog.save_as_mofile(str(path)) if mo else catalog.save(str(path))
+
+
+def test_catalogs_are_cleaned_split_by_program_and_malformed_entries_counted(tmp_path, monkeypatch, capsys):
+    good = [(f"Open the file number {w}", f"Ouvrir le fichier numéro {w}") for w in ("one", "two", "three")]
+    _write_catalog(tmp_path / "editor" / "editor.po", good + [
+        ("_Save As…", "Enregistrer _sous…"), ("&Open %s", "&Ouvrir %s"), ("~Print", "~Imprimer"),
+        ("Delete %d files", "Supprimer les fichiers"),              # placeholder lost
+        ("Saved {count} items", "{count} éléments enregistrés"),    # kept, reordered
+        ("Cancel", ""),                                             # untranslated
+        ("Fuzzy guess", "Supposition floue", {"flags": ["fuzzy"]}),
+        ("%d file", "%d fichier", {"msgid_plural": "%d files", "msgstr_plural": {0: "%d fichier", 1: "%d fichiers"}}),
+        ("OK", "OK"), ("gtk_ok", "gtk_ok_fr"), ("Open the file number one", "Ouvrir encore"),
+        ("word " * 50, "mot " * 50)])
+    _write_catalog(tmp_path / "viewer" / "viewer.mo", [("Zoom in", "Zoom avant"), *good[:1]], mo=True)
+    _write_catalog(tmp_path / "mailer" / "mailer.mo", [("Send the mail", "Envoyer le courriel")], mo=True)
+    (tmp_path / "mailer" / "broken.mo").write_bytes(b"not a catalog at all")
+    monkeypatch.setattr(message_catalogs, "PACKAGES", {"train": ["editor"], "validation": ["viewer"],
+                                                       "test": ["mailer"]})
+    data = message_catalogs.catalog_dataset(tmp_path, extra_train=[("one", "un")])
+    train = dict(zip(data.train.inputs, data.train.targets))
+    assert train == {**dict(good), "Save As…": "Enregistrer sous…", "Open %s": "Ouvrir %s", "Print": "Imprimer",
+                     "Saved {count} items": "{count} éléments enregistrés", "one": "un"}
+    assert list(data.validation.inputs) == ["Zoom in"], "a sentence training has is not validated on"
+    assert list(data.test.inputs) == ["Send the mail"] and data.test.names[0].startswith("mailer: ")
+    for reason in ("1 placeholders, numbers, URLs or tags differ", "1 untranslated or empty", "1 fuzzy or obsolete",
+                   "1 plural forms", "1 copied untranslated", "1 an identifier", "1 duplicate source",
+                   "1 longer than 40 words", "1 unreadable catalog", "1 validation sentence already in an earlier split"):
+        assert reason in data.description, reason
+    assert "broken.mo" in capsys.readouterr().err
+
+
+def test_default_data_without_catalogs_falls_back_to_numbers_loudly(monkeypatch, capsys):
+    def offline():
+        raise DataError("expected `apt-get download` to fetch the Debian packages; it failed: offline")
+
+    monkeypatch.setattr(message_catalogs, "cached_catalogs", lambda: None)
+    monkeypatch.setattr(message_catalogs, "fetch_catalogs", offline)
+    sentence_pairs.default_dataset.cache_clear()
+    try:
+        assert sentence_pairs.default_dataset() is number_dataset()
+    finally:
+        sentence_pairs.default_dataset.cache_clear()
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "generated number sentences ALONE" in err and "dlapps data translation" in err
+
+
+def test_placeholders_are_masked_paired_and_restored():
+    text = "Open %s in %(app)s: {0} of {count} at https://example.org/a?b=1, mail me@x.fr, see /usr/share/x.txt " \
+           "<b>now</b> &amp; 3.5 MB"
+    masked = mask(text)
+    assert masked.spans == ["%s", "%(app)s", "{0}", "{count}", "https://example.org/a?b=1", "me@x.fr",
+                            "/usr/share/x.txt", "<b>", "</b>", "&amp;", "3.5"]
+    assert "%" not in masked.text and "3.5" not in masked.text and masked.text.startswith("Open ⟨0⟩ in ⟨1⟩")
+    assert restore(masked.text, masked.spans) == (text, [])
+    assert mask("100% done and/or more").spans == ["100"]
+    source, target = mask_pair("%s of %d files", "%d fichiers sur %s")
+    assert (source.text, target.text) == ("⟨0⟩ of ⟨1⟩ files", "⟨1⟩ fichiers sur ⟨0⟩")
+    assert mask_pair("%s of %s", "%s sur %s")[1].text == "⟨0⟩ sur ⟨1⟩"
+    assert mask_pair("Delete %d files", "Supprimer les fichiers") is None
+    assert mask_pair("1 file", "un fichier") is None
+    fixed, problems = restore("⟨1⟩ fichiers ⟨1⟩ ⟨7⟩", ["%s", "%d"])
+    assert fixed == "%d fichiers %s" and len(problems) == 3  # repeated, made up, lost
+
+
+def test_data_scaled_defaults_grow_with_the_data():
+    small, large = {"learning_rate": 1e-3}, {"learning_rate": 1e-3}
+    plan(small, 15_000, 128, 8)
+    plan(large, 200_000, 128, 8)
+    assert (small["hidden_dim"], small["encoder_layers"]) < (large["hidden_dim"], large["encoder_layers"])
+    assert small["passes_per_epoch"] > large["passes_per_epoch"]
+    assert small["dropout"] >= large["dropout"]
+    assert length_limit(list(range(1, 101)), 128) == 100 and length_limit([3] * 99 + [500], 128) == 8
+    mine = {"hidden_dim": 64, "learning_rate": 1e-3}
+    reasons = plan(mine, 15_000, 128, 8)
+    assert mine["hidden_dim"] == 64 and "hidden_dim=64: set by you" in reasons
 
 
 def test_french_numbers_agree_and_units_come_from_cldr():
@@ -88,10 +178,12 @@ def _toy_model(tokens, parents=None):
 def test_beam_search_finds_what_greedy_misses_and_batches_agree():
     greedy, _ = beam_search(_toy_model, 1, [2], eos_id=1, pad_id=0, beam_size=1, max_steps=5)
     beam, scores = beam_search(_toy_model, 1, [2], eos_id=1, pad_id=0, beam_size=3, max_steps=5)
-    assert greedy[0][0] == 3 and beam[0][0] == 4 and list(beam[0][1:]) == [0] * (beam.shape[1] - 1)
+    assert greedy[0][0] == 3 and beam[0][0] == 4 and list(beam[0][1:]) == [1] + [0] * (beam.shape[1] - 2)
     assert scores[0] == pytest.approx(np.log(0.45) / ((5 + 2) / 6) ** 0.6)
     batched, _ = beam_search(_toy_model, 3, [2], eos_id=1, pad_id=0, beam_size=3, max_steps=5)
     assert (batched == beam[0]).all()
+    cut, _ = beam_search(_toy_model, 2, [2], eos_id=1, pad_id=0, beam_size=1, max_steps=5, row_steps=[1, 5])
+    assert list(cut[0][:2]) == [3, 0] and cut[1][1] != 0, "each sentence stops at its own step limit"
 
 
 # -- the task end to end -------------------------------------------------------------
@@ -128,16 +220,17 @@ def test_a_task_without_a_tokenizer_says_to_train_or_load_one():
 
 def test_bad_and_odd_text_is_handled(translation_model):
     p = translation_model
-    assert p.predict("") == {"translation": "", "score": 0.0}
+    assert p.predict("") == {"translation": "", "score": 0.0, "confidence": 1.0, "unknown_share": 0.0,
+                             "placeholders_kept": True, "out_of_domain": False}
     assert p.predict(" \t\n ")["translation"] == ""
     emoji = p.predict("I have three 🐱 cats.")
-    assert "🐱" in emoji["warnings"][0] and isinstance(emoji["translation"], str)
+    assert emoji["translation"].count("🐱") == 1, "a character the tokenizer lacks passes through, masked"
     long_text = " ".join(f"I have {number_corpus.english_number(n)} cats." for n in range(300))
     assert len(long_text) > 9_000
     result = p.predict(long_text, beam_size=1)
-    assert any("translated as 300 pieces" in w for w in result["warnings"])
+    assert any("sentence by sentence (300 sentences)" in w for w in result["warnings"])
     one_word = p.predict("x" * 10_000, beam_size=1)
-    assert "cut off" in one_word["warnings"][0]
+    assert any("cut off" in w for w in one_word["warnings"])
     with pytest.raises(InvalidInputError, match="expected beam_size to be an integer from 1 to 64, received 0"):
         p.predict("one", beam_size=0)
     with pytest.raises(InvalidInputError, match="expected max_output_tokens to be an integer >= 0, received -1"):
@@ -146,6 +239,37 @@ def test_bad_and_odd_text_is_handled(translation_model):
         p.predict("one", beam=2)
     with pytest.raises(InvalidInputError, match="expected text \\(a str\\), received list"):
         p.predict([["nested"]])
+
+
+def test_numbers_and_placeholders_survive_translation(translation_model):
+    sources = ["I have 3 apples.", "Open %s at https://example.org/x now.", "She has 21 cats and {count} dogs.",
+               "Zorblax has three cats."]
+    for source, result in zip(sources, translation_model.predict(sources, beam_size=2)):
+        for span in mask(source, translation_model.task._unknown_spans).spans:
+            assert result["translation"].count(span) == source.count(span), (span, result)
+        if not result["placeholders_kept"]:
+            assert any("placeholder repaired" in w for w in result["warnings"])
+    assert "Zorblax" in translation_model.predict("Ask Zorblax now.")["translation"], "a name never seen is kept"
+
+
+def test_length_limits_come_from_the_data(translation_model):
+    task = translation_model.task
+    train = task.load_data(translation_model.meta["data"]["source"]).train
+    lengths = [task.codec.count(mask(s).text) for s in train.inputs]
+    assert task.config["max_source_tokens"] == length_limit(lengths, task.config["max_length"])
+    assert task.config["max_source_tokens"] < max(lengths) + 2, "the 99th percentile, not the longest"
+    assert task.config["train_pairs"] < len(train), "pairs beyond the limit are left out, not cut"
+
+
+def test_input_outside_what_the_model_knows_is_flagged(translation_model, capsys):
+    known = translation_model.predict("I have three cats.")
+    odd = translation_model.predict("the quantum flibbertigibbet recalibrates sprockets")
+    assert known["unknown_share"] == 0.0 and odd["unknown_share"] > 0.5
+    assert odd["out_of_domain"] and any("of its words were rare or absent in training (" in w for w in odd["warnings"])
+    assert 0.0 < odd["confidence"] <= 1.0
+    assert main(["predict", "translation", "the quantum flibbertigibbet", "--model",
+                 str(translation_model.model_dir)]) == 0
+    assert "outside what the model knows" in capsys.readouterr().out
 
 
 def test_batched_beam_search_equals_one_at_a_time(translation_model):
@@ -175,8 +299,8 @@ def test_context_stays_out_of_the_model_batch(translation_model):
     options = translation_model.options({"beam_size": 2, "attention": True})
     model_input, context = task.preprocess("I have three 🐱 cats.", options)
     assert set(model_input) == {"encoder_token_ids", "encoder_padding_mask"}
-    assert context["source"] == "I have three 🐱 cats." and "🐱" in context["warnings"][0]
-    assert context["source_tokens"][-1] == "[EOS]"
+    assert context["source"] == "I have three 🐱 cats." and context["spans"] == ["🐱"]
+    assert context["source_tokens"][-1] == "[EOS]" and "⟨0⟩" in context["source_tokens"]
     batch = {k: v[None] for k, v in model_input.items()}
     output = task.forward(translation_model.model, batch, options)
     assert set(output) == {"output_ids", "score", "attention"}, "forward returns only what the decoder made"
@@ -231,7 +355,8 @@ def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, cap
     assert main(["eval", "translation", "--model", str(model)]) == 0
     assert "BLEU" in capsys.readouterr().out
     metrics = json.loads((model / "metrics.json").read_text())
-    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences", "copy_source_chrf", "baseline_check"}
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences", "copy_source_chrf", "baseline_check",
+                            "flagged_out_of_domain"}
     assert 0 <= metrics["chrf"] <= 100
     check = metrics["baseline_check"]  # the model against copying the source unchanged
     assert (check["metric"], check["value"], check["baseline"]) == ("chrf", metrics["chrf"], metrics["copy_source_chrf"])
@@ -247,8 +372,8 @@ def test_translation_tab_through_the_gradio_client(translation_model):
     with gradio_client(task_blocks("translation", translation_model)) as client:
         translation, heatmap, notes = client.predict("I have three cats 🐱.", 2, api_name="/translate")
     assert translation == translation_model.predict("I have three cats 🐱.", beam_size=2)["translation"]
-    assert "<table" in heatmap and "[EOS]" in heatmap
-    assert "🐱" in notes
+    assert "<table" in heatmap and "[EOS]" in heatmap and "not a word alignment" in heatmap
+    assert "Confidence" in notes and "🐱" in translation
 
 
 # -- presets -------------------------------------------------------------------------

@@ -29,7 +29,8 @@ LENGTH_PENALTY = 0.6
 
 @dataclass
 class Decoded:
-    """Per sentence: output ids (prefix dropped, padded), normalised log-probability,
+    """Per sentence: output ids (prefix dropped; the end token, if reached, then padding), normalised
+    log-probability,
     and, when asked for, cross-attention weights [output token, source token]."""
 
     ids: np.ndarray
@@ -58,7 +59,9 @@ class Seq2SeqDecoder:
             self._whole = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
     def decode(self, encoder_ids, encoder_mask, prefix: list[int], eos_id: int, pad_id: int,
-               beam_size: int = 4, max_steps: int = 64, attention: bool = False) -> Decoded:
+               beam_size: int = 4, max_steps: int = 64, attention: bool = False, row_steps=None) -> Decoded:
+        """``row_steps`` (one per sentence, at most ``max_steps``): each sentence's own step limit, so that its
+        result does not depend on the other sentences of the batch."""
         encoder_ids = np.asarray(encoder_ids, dtype="int32")
         encoder_mask = np.asarray(encoder_mask, dtype="int32")
         batch = len(encoder_ids)
@@ -72,7 +75,7 @@ class Seq2SeqDecoder:
                           "decoder_token_ids": tokens, "decoder_padding_mask": np.ones_like(tokens)}
                 return np.asarray(self._whole(inputs)[:, -1, :])
 
-        ids, scores = beam_search(next_logits, batch, prefix, eos_id, pad_id, beam_size, max_steps)
+        ids, scores = beam_search(next_logits, batch, prefix, eos_id, pad_id, beam_size, max_steps, row_steps)
         weights = self._attention(encoder_ids, encoder_mask, prefix, ids) if attention and self.decoder else None
         return Decoded(ids, scores, weights)
 
@@ -104,8 +107,10 @@ class Seq2SeqDecoder:
 
 
 def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id: int,
-                beam_size: int, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best hypothesis per sentence: (ids [batch, steps] padded with ``pad_id``, scores [batch]).
+                beam_size: int, max_steps: int, row_steps=None) -> tuple[np.ndarray, np.ndarray]:
+    """The best hypothesis per sentence: (ids [batch, steps], its end token and then ``pad_id`` after it,
+    scores [batch]).
+    A sentence stops at its ``row_steps`` entry, as if decoded alone with that limit.
 
     ``next_logits(tokens [batch * beam, t], parents) -> [batch * beam, vocab]`` scores the next
     token; ``parents`` says which row of the previous call each row continues (None at first).
@@ -118,7 +123,11 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
     lengths = np.zeros((batch, k), dtype="int32")
     rows = np.arange(batch)[:, None]
     parents = None
-    for _ in range(max_steps):
+    row_steps = np.full(batch, max_steps) if row_steps is None else np.asarray(row_steps)
+    for step in range(max_steps):
+        finished = finished | (step >= row_steps)[:, None]
+        if finished.all():
+            break
         log_probs = _log_softmax(next_logits(tokens, parents)).reshape(batch, k, -1)
         vocab = log_probs.shape[-1]
         log_probs[finished] = -np.inf
@@ -138,7 +147,6 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
     normalised = scores / (((5.0 + lengths) / 6.0) ** LENGTH_PENALTY)
     choice = np.argmax(normalised, axis=1)
     out = tokens.reshape(batch, k, -1)[np.arange(batch), choice, len(prefix):]
-    out = np.where(out == eos_id, pad_id, out)
     return out, normalised[np.arange(batch), choice]
 
 

@@ -1,4 +1,4 @@
-"""Translation data: the generated English -> French corpus, or a sentence-pair TSV.
+"""Translation data: the default corpus (message catalogs + generated numbers), or a sentence-pair TSV.
 
 The TSV is the Tatoeba / Anki format: ``source<TAB>target[<TAB>anything]`` per
 line, UTF-8. Malformed lines are reported with their line numbers and skipped;
@@ -8,6 +8,7 @@ training refuses when too few valid pairs remain.
 from __future__ import annotations
 
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,8 +19,33 @@ MIN_PAIRS = 20
 DEFAULT_SIZES = {"train": 20_000, "validation": 2_000, "test": 2_000}
 
 
+#: Generated number sentences mixed into the default training data, so number words stay right.
+NUMBER_PAIRS_IN_DEFAULT = 6_000
+
+
 @lru_cache(maxsize=2)
 def default_dataset() -> Dataset:
+    """Real sentences from programs' message catalogs (fetched once by ``dlapps data translation``) plus
+    generated number sentences; without the catalogs, the number corpus alone, with a loud warning."""
+    from dlapps_plugins.translation import message_catalogs
+
+    numbers = number_dataset()
+    try:
+        folder = message_catalogs.cached_catalogs() or message_catalogs.fetch_catalogs()
+    except DataError as exc:
+        print(f"\ndlapps: WARNING: the default translation corpus (real sentences from message catalogs) is "
+              f"missing and could not be fetched: {exc}\nTraining on the generated number sentences ALONE: the "
+              f"model will know nothing else. Fetch the catalogs with `{message_catalogs.FETCH_COMMAND}`.\n",
+              file=sys.stderr)
+        return numbers
+    extra = list(zip(numbers.train.inputs, numbers.train.targets))[:NUMBER_PAIRS_IN_DEFAULT]
+    return message_catalogs.catalog_dataset(
+        folder, extra, f", plus {len(extra):,} generated sentences about numbers, dates and quantities in "
+                       f"training")
+
+
+@lru_cache(maxsize=2)
+def number_dataset() -> Dataset:
     """24,000 distinct generated pairs, always the same 20,000 / 2,000 / 2,000 split."""
     from dlapps_plugins.translation import number_corpus as corpus
 

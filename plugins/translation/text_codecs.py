@@ -21,6 +21,8 @@ import numpy as np
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 TOKENIZER_FILE = "tokenizer.json"
+#: Token sequences are padded to a multiple of this.
+LENGTH_STEP = 8
 PRESET_DIR = "preset"
 
 
@@ -36,7 +38,9 @@ class SubwordCodec:
 
     @classmethod
     def train(cls, texts, vocab_size: int, source_length: int, target_length: int) -> "SubwordCodec":
-        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+        from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+        from dlapps_plugins.translation.placeholders import SENTINEL_TOKENS
 
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
         tokenizer.normalizer = normalizers.NFKC()
@@ -45,6 +49,8 @@ class SubwordCodec:
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK, BOS, EOS],
                                       min_frequency=2, show_progress=False)
         tokenizer.train_from_iterator(texts, trainer)
+        # Placeholder sentinels (⟨0⟩, ⟨1⟩...) are whole tokens that decoding keeps (not special tokens).
+        tokenizer.add_tokens([AddedToken(token, normalized=False) for token in SENTINEL_TOKENS])
         return cls(tokenizer, source_length, target_length)
 
     @classmethod
@@ -76,19 +82,20 @@ class SubwordCodec:
         return sorted({text[s:e] for i, (s, e) in zip(encoding.ids, encoding.offsets) if i == self.unk_id})
 
     def source(self, text: str) -> dict:
+        """Token ids (at most ``source_length``, end token included) and their mask, padded only to a
+        multiple of ``LENGTH_STEP``: batches are padded to their longest sentence ([PAD] is id 0), and few
+        distinct lengths keep the compiled functions few."""
         ids = self.tokenizer.encode(text).ids[: self.source_length - 1] + [self.eos_id]
-        return {"encoder_token_ids": _pad(ids, self.source_length, self.pad_id),
-                "encoder_padding_mask": _pad([1] * len(ids), self.source_length, 0)}
+        return {"encoder_token_ids": _pad(ids, self.pad_id), "encoder_padding_mask": _pad([1] * len(ids), 0)}
 
     def pair(self, source: str, target: str):
-        """(model input, next-token targets, their weights) for teacher forcing."""
+        """(model input, next-token targets, their weights) for teacher forcing, padded as ``source``."""
         ids = self.tokenizer.encode(target).ids[: self.target_length - 1]
         decoder_in, decoder_out = [self.bos_id] + ids, ids + [self.eos_id]
         x = {**self.source(source),
-             "decoder_token_ids": _pad(decoder_in, self.target_length, self.pad_id),
-             "decoder_padding_mask": _pad([1] * len(decoder_in), self.target_length, 0)}
-        y = _pad(decoder_out, self.target_length, self.pad_id)
-        return x, y, _pad([1.0] * len(decoder_out), self.target_length, 0.0).astype("float32")
+             "decoder_token_ids": _pad(decoder_in, self.pad_id),
+             "decoder_padding_mask": _pad([1] * len(decoder_in), 0)}
+        return x, _pad(decoder_out, self.pad_id), _pad([1.0] * len(decoder_out), 0.0)
 
     def detokenize(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True).strip()
@@ -164,7 +171,9 @@ class KerasHubCodec:
         return [str(self.tokenizer.id_to_token(int(i))) for i in ids]
 
 
-def _pad(ids: list, length: int, value) -> np.ndarray:
-    out = np.full(length, value, dtype="float32" if isinstance(value, float) else "int32")
+def _pad(ids: list, value) -> np.ndarray:
+    """``ids`` padded with ``value`` to the next multiple of ``LENGTH_STEP``."""
+    out = np.full(-(-len(ids) // LENGTH_STEP) * LENGTH_STEP, value, dtype="float32" if isinstance(value, float)
+                  else "int32")
     out[: len(ids)] = ids
     return out

@@ -190,3 +190,21 @@ class IncrementalDecoder:
             x, layer_cache = block.step(x, cross_caches[i], encoder_padding_mask, cache[i], index)
             updated.append(layer_cache)
         return self.logits(self.norm(x))[:, -1, :], ops.stack(updated)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SmoothedSparseCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from logits against integer targets with label smoothing: the target gets
+    ``1 - smoothing`` of the probability and every token an equal share of ``smoothing``."""
+
+    def __init__(self, smoothing=0.1, name="smoothed_sparse_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        picked = ops.take_along_axis(log_probs, ops.expand_dims(ops.cast(y_true, "int32"), -1), axis=-1)[..., 0]
+        return -(1.0 - self.smoothing) * picked - self.smoothing * ops.mean(log_probs, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing": self.smoothing}

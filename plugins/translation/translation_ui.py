@@ -7,6 +7,14 @@ import html
 from dlapps.plugin import model_summary, option_control, raise_for_ui
 
 
+#: What the heatmap shows, and what it does not.
+ATTENTION_CAPTION = (
+    "Cross-attention of the last decoder layer, averaged over its heads: each row is an output subword token, "
+    "each column a source subword token, and the shade is how much weight that row's token gave each source "
+    "token when the model chose it (rows sum to 1). Placeholders, numbers and unknown names show as ⟨0⟩, ⟨1⟩... "
+    "as the model saw them. It shows where the model looked, not a word alignment.")
+
+
 def attention_table(attention: dict | None) -> str:
     """An HTML heatmap: one row per output token, one column per source token, shade = weight."""
     if not attention:
@@ -21,8 +29,19 @@ def attention_table(attention: dict | None) -> str:
             for src, w in zip(source, weights))
         rows.append(f"<tr><th>{html.escape(_show(token))}</th>{cells}</tr>")
     return ('<table class="dlapps-attention" style="border-collapse: collapse; font-size: 0.85em">'
-            f"<caption>Which source tokens each output token attended to (last decoder layer, mean "
-            f"over heads)</caption><tr><th>output \\ source</th>{head}</tr>{''.join(rows)}</table>")
+            f"<caption>{ATTENTION_CAPTION}</caption><tr><th>output \\ source</th>{head}</tr>{''.join(rows)}"
+            "</table>")
+
+
+def result_notes(result: dict) -> str:
+    """Markdown under the translation: how sure the model is, a flag when the input is outside what it
+    knows, and the warnings."""
+    share = result.get("unknown_share", 0.0)
+    lines = [f"Confidence {result.get('confidence', 0):.2f} (geometric mean probability of the output tokens); "
+             f"{share:.0%} of the input's words were rare or never seen in training."]
+    if result.get("out_of_domain"):
+        lines.insert(0, "**⚠ Outside what this model knows: check this translation.**")
+    return "\n".join([*lines, *(f"- {w}" for w in result.get("warnings", []))])
 
 
 def _show(token: str) -> str:
@@ -37,8 +56,7 @@ def translation_ui(task, predictor) -> None:
             return "", attention_table(None), ""
         with raise_for_ui():
             result = predictor.predict(text, beam_size=int(beam_size), attention=True)
-        notes = "\n".join(f"- {w}" for w in result.get("warnings", []))
-        return result["translation"], attention_table(result.get("attention")), notes
+        return result["translation"], attention_table(result.get("attention")), result_notes(result)
 
     languages = f"{task.config['source_language']} → {task.config['target_language']}"
     gr.Markdown(f"{model_summary(predictor)} Languages: {languages}.")
