@@ -11,7 +11,7 @@ Plugin authors import everything they use from ``dlapps.plugin`` (see its
 docstring). Importing this package does not import TensorFlow.
 """
 
-from dlapps.api import evaluate, load, tasks, train
+from dlapps.api import batch_predict, evaluate, load, tasks, train
 from dlapps.errors import (
     DataError,
     DlappsError,
@@ -44,6 +44,6 @@ def task_app(task_name: str, train_missing: bool = True):
 
 __all__ = [
     "AudioOutput", "DataError", "DlappsError", "FileOutput", "ImageOutput", "InvalidInputError",
-    "ModelNotFoundError", "Predictor", "PresetError", "UnknownTaskError", "UnsafeModelError", "evaluate",
-    "load", "studio", "task_app", "tasks", "train",
+    "ModelNotFoundError", "Predictor", "PresetError", "UnknownTaskError", "UnsafeModelError", "batch_predict",
+    "evaluate", "load", "studio", "task_app", "tasks", "train",
 ]

@@ -187,66 +187,87 @@ def default_output_dir(output) -> Path:
     return Path(output).with_name(f"{Path(output).stem}_files") if output else Path("dlapps-outputs")
 
 
+class BatchRun:
+    """One batch run's bookkeeping, the same for every engine: the inputs still to do (those already in
+    ``output`` are skipped; with ``retry_errors`` those recorded as errors run again), the record of each
+    result (file results written under ``output_dir``, see ``default_output_dir``, with their paths relative
+    to the JSONL file's folder), appended and flushed one line at a time, the counts and the progress bar.
+
+    An engine runs ``todo`` and calls ``record(input_id, result_or_exception)`` for each, in any order.
+    Use it as a context manager: leaving it closes the JSONL file and the progress bar.
+    """
+
+    def __init__(self, task, items: list[tuple[str, Any]], output=None, output_dir=None, progress: bool = True,
+                 echo=None, retry_errors: bool = False):
+        from tqdm import tqdm
+
+        self.summary = BatchSummary(output=Path(output) if output else None)
+        self.files_dir = Path(output_dir) if output_dir else default_output_dir(output)
+        self.relative_to = self.summary.output.parent if self.summary.output else Path.cwd()
+        done = done_inputs(self.summary.output, retry_errors) if self.summary.output else set()
+        self.todo = [(i, raw) for i, raw in items if i not in done]
+        self.summary.skipped = len(items) - len(self.todo)
+        self._sink = open(self.summary.output, "a", encoding="utf-8") if self.summary.output else None
+        self._echo = echo or (lambda record: _print_record(task, record))
+        self._bar = tqdm(total=len(self.todo), unit="input", disable=not progress, file=sys.stderr)
+
+    def record(self, input_id: str, result) -> None:
+        """Write the record of one input's result, or its error record if ``result`` is an exception."""
+        from dlapps.outputs import write_file_outputs
+
+        if isinstance(result, Exception):
+            self._emit(error_record(input_id, result))
+            return
+        try:
+            self._emit({"input": input_id, **_as_record(write_file_outputs(result, self.files_dir, input_id,
+                                                                           self.relative_to))})
+        except OSError as exc:  # a file result that cannot be written is that input's error
+            self._emit(error_record(input_id, exc))
+
+    def _emit(self, record: dict) -> None:
+        line = json_line(record)
+        if _is_error(line):
+            self.summary.failed += 1
+        else:
+            self.summary.succeeded += 1
+        if self._sink:
+            self._sink.write(line + "\n")
+            self._sink.flush()
+        else:
+            self._echo(json.loads(line))
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
+        if self._sink:
+            self._sink.close()
+
+    def __enter__(self) -> "BatchRun":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def run_batch(predictor, items: list[tuple[str, Any]], output=None, batch_size: int = 32,
               progress: bool = True, echo=None, options: dict | None = None, output_dir=None,
               retry_errors: bool = False) -> BatchSummary:
-    """Predict every item, appending one JSON line per input to ``output`` (or echoing to stdout).
-
-    Inputs already in ``output`` are skipped; with ``retry_errors`` those recorded as errors run again.
-    ``options`` are the task's predict options (e.g. ``{"beam_size": 4}``). File
-    results (images, audio) are written under ``output_dir`` (see ``default_output_dir``),
-    and the record holds their paths relative to the JSONL file's folder.
+    """Predict every item here, in input order, appending one JSON line per input to ``output`` (or echoing
+    to stdout); see ``BatchRun`` for resume and file results. ``options`` are the task's predict options
+    (e.g. ``{"beam_size": 4}``). ``dlapps.ray_batch.run_batch_on_ray`` runs the same on Ray Data.
     """
-    from tqdm import tqdm
+    with BatchRun(predictor.task, items, output, output_dir, progress, echo, retry_errors) as run:
+        ids: dict[int, str] = {}  # iter_predict numbers the inputs it receives 0, 1, 2...
+        numbers = itertools.count()
 
-    from dlapps.outputs import write_file_outputs
+        def raws():
+            for input_id, raw in run.todo:  # an input known bad already (an exception) passes through, in order
+                ids[next(numbers)] = input_id
+                yield raw
 
-    summary = BatchSummary(output=Path(output) if output else None)
-    files_dir = Path(output_dir) if output_dir else default_output_dir(output)
-    relative_to = summary.output.parent if summary.output else Path.cwd()
-    done = done_inputs(summary.output, retry_errors) if summary.output else set()
-    todo = [(i, raw) for i, raw in items if i not in done]
-    summary.skipped = len(items) - len(todo)
-    sink = open(summary.output, "a", encoding="utf-8") if summary.output else None
-    echo = echo or (lambda record: _print_record(predictor.task, record))
-    bar = tqdm(total=len(todo), unit="input", disable=not progress, file=sys.stderr)
-
-    def emit(record):
-        line = json_line(record)
-        if _is_error(line):
-            summary.failed += 1
-        else:
-            summary.succeeded += 1
-        if sink:
-            sink.write(line + "\n")
-            sink.flush()
-        else:
-            echo(json.loads(line))
-        bar.update(1)
-
-    ids: dict[int, str] = {}  # iter_predict numbers the inputs it receives 0, 1, 2...
-
-    def raws():
-        for input_id, raw in todo:  # an input known bad already (an exception) passes through, in order
-            ids[next(numbers)] = input_id
-            yield raw
-
-    numbers = itertools.count()
-    try:
         for index, result in predictor.iter_predict(raws(), batch_size=batch_size, **(options or {})):
-            input_id = ids.pop(index)
-            if isinstance(result, Exception):
-                emit(error_record(input_id, result))
-                continue
-            try:
-                emit({"input": input_id, **_as_record(write_file_outputs(result, files_dir, input_id, relative_to))})
-            except OSError as exc:  # a file result that cannot be written is that input's error
-                emit(error_record(input_id, exc))
-    finally:
-        bar.close()
-        if sink:
-            sink.close()
-    return summary
+            run.record(ids.pop(index), result)
+    return run.summary
 
 
 def result_format_path(task, fmt: str, output) -> Path:

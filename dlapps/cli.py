@@ -73,7 +73,45 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use at most N examples per split (a quick trial run)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a task config value, e.g. --set image_size=64 (JSON values)")
+    p.add_argument("--workers", metavar="HOST:PORT,...", help="train on several machines: every worker's address, "
+                   "the same list on each (MultiWorkerMirroredStrategy; worker 0 saves the model)")
+    p.add_argument("--worker-index", type=int, default=0, metavar="I",
+                   help="with --workers: this worker's place in the list, from 0 (default 0)")
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("tune", help="search the hyperparameters of a task (trials scored on validation), then train "
+                                    "the best config and save it")
+    p.add_argument("task")
+    p.add_argument("--data", help="training data in the task's standard format (default: its offline data)")
+    p.add_argument("--trials", type=int, default=10, help="trials in all; a rerun of the same command resumes "
+                                                          "(default 10)")
+    p.add_argument("--max-minutes", type=float, help="time budget of this run: no trial starts after it, and the "
+                                                     "running one stops at the end of its epoch")
+    p.add_argument("--objective", help="validation metric to optimise, METRIC or METRIC:max / METRIC:min (a metric "
+                                       "of the task's evaluation, or a Keras one such as val_loss; default: the "
+                                       "task's baseline metric)")
+    p.add_argument("--algorithm", default="bayesian", choices=["random", "bayesian", "hyperband"],
+                   help="how trials are chosen (default bayesian)")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=SPEC",
+                   help="change the search space: int:16..256, float:0..0.5, float:1e-4..1e-2:log, "
+                        "choice:16,32,64, choice:[[16,32],[32,64]], or off (repeatable)")
+    p.add_argument("--space-file", help="a YAML or JSON file of KEY: SPEC changes to the search space")
+    p.add_argument("--out", help="the search folder: state, trials.csv/json, best.json "
+                                 "(default: $DLAPPS_HOME/tuning/TASK)")
+    p.add_argument("--model", help="where the final model is saved (default: $DLAPPS_HOME/models/TASK)")
+    p.add_argument("--no-final", action="store_true", help="do not train and save the best config")
+    p.add_argument("--engine", default="keras-tuner", choices=["keras-tuner", "ray"],
+                   help="keras-tuner: trials one after another here; ray: in parallel on a Ray cluster")
+    p.add_argument("--concurrent", type=int, default=2, help="trials at a time with --engine ray (default 2)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial with --engine ray (default 1)")
+    p.add_argument("--epochs", type=int, help="maximum epochs of a trial (default: the task's)")
+    p.add_argument("--batch-size", type=int, help="per-replica batch size")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--limit", type=int, help="use at most N examples per split (a quick trial run)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a task config value for every trial, e.g. --set augment=true (JSON values)")
+    p.add_argument("--overwrite", action="store_true", help="start over instead of resuming the search in --out")
+    p.set_defaults(handler=cmd_tune)
 
     p = sub.add_parser("eval", help="evaluate a saved model and update its metrics.json")
     p.add_argument("task")
@@ -98,11 +136,32 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--retry-errors", action="store_true",
                    help="with an existing --output: run again the inputs whose record is an error")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: Ray Data, the model in an actor pool (needs the ray "
+                        "extra: pip install -e \".[ray]\"); records come in completion order")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="with --engine ray: the Ray cluster to join (auto, HOST:6379, "
+                                         "ray://HOST:10001; default $RAY_ADDRESS, else a new local Ray)")
+    p.add_argument("--ray-actors", type=int, metavar="N", help="with --engine ray: model actors (default: one per "
+                                                              "GPU, else one per 4 CPUs of the cluster)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a predict option of the task, e.g. --set beam_size=4 (see `dlapps plugins`)")
     if predict_task is not None:
         _add_task_flags(p, predict_task)
     p.set_defaults(handler=cmd_predict)
+
+    from dlapps.export import FORMATS
+
+    p = sub.add_parser("export", help="write a trained model as a SavedModel, LiteRT or ONNX model with its "
+                                      "preprocessing inside (see the README's Export section)")
+    p.add_argument("task")
+    p.add_argument("--model", help="model directory (default: $DLAPPS_HOME/models/TASK)")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="saved_model, litert or onnx (onnx needs "
+                                                                          "the extra: pip install -e \".[onnx]\")")
+    p.add_argument("--out", required=True, help="the export folder to write; a previous export there is replaced "
+                                                "once the new one is complete, any other folder is refused")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a predict option the graph bakes in, e.g. --set conf=0.3 for object detection")
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("demo", help="open the studio: every task in a browser (missing models train in the "
                                      "background)")
@@ -115,6 +174,11 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests waiting at most; beyond it a request is told the server is busy (default 64)")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("data", help="prepare a task's default data now (downloaded or generated once into "
+                                     "$DLAPPS_HOME/data, then reused)")
+    p.add_argument("task")
+    p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("new-plugin", help="write a ready plugin package with a task and its tests")
     p.add_argument("name", help="the task name, e.g. sentiment or my-task")
@@ -167,10 +231,46 @@ def cmd_train(args) -> int:
     from dlapps.api import train
 
     config = dict(_parse_setting(s) for s in args.set)
+    if args.workers:
+        import os
+
+        from dlapps.multiworker import tf_config
+
+        os.environ["TF_CONFIG"] = tf_config(args.workers, args.worker_index)
     predictor = train(args.task, args.data, epochs=args.epochs, seed=args.seed, out=args.out,
                       preset=args.preset, batch_size=args.batch_size, config=config, limit=args.limit)
     print(predictor.task.format_metrics(predictor.metrics))
-    print(f"\nSaved {args.task} model to {predictor.model_dir}")
+    if predictor.model_dir is None:
+        print(f"\nTrained {args.task} as worker {args.worker_index}; worker 0 saved the model")
+    else:
+        print(f"\nSaved {args.task} model to {predictor.model_dir}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from dlapps.api import resolve_task
+
+    dataset = resolve_task(args.task).default_data()
+    print(dataset.description)
+    print(f"{args.task} default data: {len(dataset.train):,} / {len(dataset.validation):,} / {len(dataset.test):,} "
+          "examples (train / validation / test)")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from dlapps.tune import parse_space_args, tune
+
+    result = tune(args.task, args.data, trials=args.trials, max_minutes=args.max_minutes, objective=args.objective,
+                  algorithm=args.algorithm, out=args.out, space=parse_space_args(args.space),
+                  space_file=args.space_file, engine=args.engine, final=not args.no_final, model_dir=args.model,
+                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, limit=args.limit,
+                  config=dict(_parse_setting(s) for s in args.set), overwrite=args.overwrite,
+                  concurrent=args.concurrent, cpus_per_trial=args.cpus_per_trial)
+    print(result.table())
+    print(f"\nTrials: {result.folder / 'trials.csv'} (and trials.json); best config: {result.folder / 'best.json'}")
+    if result.predictor is not None:
+        print(result.predictor.task.format_metrics(result.predictor.metrics))
+        print(f"\nSaved the tuned {args.task} model to {result.predictor.model_dir}")
     return 0
 
 
@@ -224,23 +324,32 @@ def _task_flag_values(args, task) -> tuple[dict, list]:
 
 
 def cmd_predict(args) -> int:
-    from dlapps.api import load
-    from dlapps.batch import collect_inputs, result_format_path, run_batch, write_result_format
+    from dlapps.api import batch_runner, load
+    from dlapps.batch import collect_inputs, result_format_path, write_result_format
 
+    runner, settings = batch_runner(args.engine, args.ray_address, args.ray_actors)
     predictor = load(args.task, args.model, preset=args.preset)
     flagged, extra = _task_flag_values(args, predictor.task)
     options = predictor.options({**dict(_parse_setting(s) for s in args.set), **flagged})
     if args.format:
         result_format_path(predictor.task, args.format, args.output)  # a wrong format fails before the run
     items = collect_inputs(predictor.task, args.sources, args.input, extra)
-    summary = run_batch(predictor, items, args.output, batch_size=args.batch_size,
-                        progress=not args.no_progress, options=options, output_dir=args.output_dir,
-                        retry_errors=args.retry_errors)
+    summary = runner(predictor, items, args.output, batch_size=args.batch_size,
+                     progress=not args.no_progress, options=options, output_dir=args.output_dir,
+                     retry_errors=args.retry_errors, **settings)
     print(summary, file=sys.stderr)
     if args.format:
         print(f"{args.format} results -> {write_result_format(predictor.task, args.format, args.output)}",
               file=sys.stderr)
     return 1 if summary.failed and not summary.succeeded else 0
+
+
+def cmd_export(args) -> int:
+    from dlapps.export import export
+
+    folder = export(args.task, args.model, args.format, args.out, **dict(_parse_setting(s) for s in args.set))
+    print(f"Exported {args.task} ({args.format}) to {folder}; what goes in and out: {folder / 'README.md'}")
+    return 0
 
 
 def cmd_demo(args) -> int:

@@ -42,3 +42,11 @@ class UnsafeModelError(DlappsError):
 
 class ArtifactError(DlappsError):
     """A model directory that is incomplete or belongs to another task."""
+
+
+class SearchError(DlappsError, ValueError):
+    """A hyperparameter search that cannot run: a bad search space, objective or algorithm."""
+
+
+class ExportError(DlappsError):
+    """A model that cannot be exported in the format asked for, or an export extra that is not installed."""

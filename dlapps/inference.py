@@ -34,6 +34,25 @@ class Predictor:
         self.workers = workers or min(8, (os.cpu_count() or 2) + 2)
         self._pool: ThreadPoolExecutor | None = None
 
+    @classmethod
+    def from_artifact(cls, task_cls, path) -> "Predictor":
+        """The predictor of the model saved at ``path`` for ``task_cls`` (see ``store.load``)."""
+        from dlapps import runtime, store
+
+        runtime.configure()
+        task, model, meta, metrics = store.load(path, task_cls)
+        return cls(task, model, Path(path), meta, metrics)
+
+    @classmethod
+    def from_preset(cls, task_cls, preset: str) -> "Predictor":
+        """A predictor straight from a pretrained preset (``Task.load_pretrained``), untrained."""
+        from dlapps import runtime
+
+        runtime.configure()
+        task = task_cls()
+        model = task.load_pretrained(str(preset), task.config)
+        return cls(task, model, meta={"task": task_cls.name, "preset": str(preset), "config": task.config})
+
     # -- public API ----------------------------------------------------------
     def predict(self, inputs, batch_size: int = 32, **options):
         """One input -> one result; a list of inputs -> a list of results.
@@ -57,7 +76,7 @@ class Predictor:
         """Predict a list small enough to be one batch; raises on the first bad input."""
         options = self.options(options)
         prepared = [self.task.preprocess(raw, options) for raw in inputs]
-        return [result for _, result in self._run(range(len(inputs)), prepared, len(inputs), options)]
+        return self.predict_prepared(prepared, options, len(inputs))
 
     def iter_predict(self, inputs: Iterable, batch_size: int = 32, prefetch: int = 2, **options
                      ) -> Iterator[tuple[int, Any]]:
@@ -81,6 +100,11 @@ class Predictor:
                 pending.append(self._submit(pool, next_chunk, options))
             prepared = [item for future in futures for item in future.result()]
             yield from self._run(indices, prepared, batch_size, options)
+
+    def predict_prepared(self, prepared: list, options: dict, batch_size: int = 32) -> list:
+        """Forward and postprocess inputs already preprocessed (``preprocess_each``'s output), in order; an
+        exception among them stays in its place. ``options`` must be checked already (``options()``)."""
+        return [result for _, result in self._run(range(len(prepared)), prepared, batch_size, options)]
 
     def options(self, given: dict | None = None) -> dict:
         """The task's predict options with ``given`` applied, each checked; an unknown name is an error."""
@@ -116,16 +140,7 @@ class Predictor:
                          for i in range(0, len(raws), step)]
 
     def _preprocess_slice(self, raws: list, options: dict) -> list:
-        out = []
-        for raw in raws:
-            if isinstance(raw, Exception):  # an input found bad before it got here
-                out.append(raw)
-                continue
-            try:
-                out.append(self.task.preprocess(raw, options))
-            except (DlappsError, ValueError, OSError, TypeError) as exc:
-                out.append(exc)
-        return out
+        return preprocess_each(self.task, raws, options)
 
     def _run(self, indices, prepared: list, batch_size: int, options: dict):
         """(index, result or exception) for preprocessed inputs, in order.
@@ -152,6 +167,21 @@ class Predictor:
                 yield index, task.combine(by_input.get(n, []), item.context, options)
             else:
                 yield index, by_input[n][0]
+
+
+def preprocess_each(task, raws: list, options: dict) -> list:
+    """``task.preprocess`` of each raw input; a bad input gives its exception in its place (an exception
+    among ``raws``, an input found bad before, passes through)."""
+    out = []
+    for raw in raws:
+        if isinstance(raw, Exception):
+            out.append(raw)
+            continue
+        try:
+            out.append(task.preprocess(raw, options))
+        except (DlappsError, ValueError, OSError, TypeError) as exc:
+            out.append(exc)
+    return out
 
 
 def _chunks(iterable, size):

@@ -41,9 +41,11 @@ def is_multi_worker(strategy) -> bool:
 
 def is_chief() -> bool:
     """Whether this process saves the model: worker 0 (or the ``chief``) of ``TF_CONFIG``, or no cluster."""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    return task.get("type", "worker") == "chief" or (task.get("type", "worker") == "worker"
-                                                     and int(task.get("index", 0)) == 0)
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    if "chief" in tf_config.get("cluster", {}):  # a cluster with a chief: it alone saves
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
 
 
 def fit(model, train_ds, val_ds, strategy, epochs: int, train_size: int, val_size: int, global_batch: int,

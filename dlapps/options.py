@@ -17,12 +17,13 @@ that the trained model sets (the number of labels, of items in a catalogue).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 import numpy as np
 
-from dlapps.errors import InvalidInputError
+from dlapps.errors import InvalidInputError, SearchError
 
 Bound = Union[int, float, Callable[[dict], Union[int, float]], None]
 
@@ -152,3 +153,153 @@ def parse_option_text(option: Option, text: str):
     if option.type is float:
         return float(text)
     return text
+
+
+# -- search spaces -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter of a task's search space (``Task.search_space``, ``dlapps tune``): a range of ints or
+    floats, on a log scale or not, or a choice of values (any JSON values: ``[32, 64]`` is one choice)::
+
+        "learning_rate": Param(float, 1e-4, 1e-2, log=True),
+        "dropout": Param(float, 0.0, 0.5),
+        "rnn_units": Param(int, 32, 256, step=32),
+        "filters": Param(choices=([16, 32, 64], [32, 64, 128])),
+
+    ``check_space`` checks a whole space once, with errors that name the key.
+    """
+
+    type: type | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    log: bool = False
+    step: int | float | None = None
+    choices: tuple | None = None
+    help: str = ""
+
+    def problem(self) -> str | None:
+        """What is wrong with this declaration, or None."""
+        if self.choices is not None:
+            if self.type is not None or self.min is not None or self.max is not None or self.log:
+                return "either choices or a range (type, min, max), not both"
+            return None if len(self.choices) else "at least one choice, received none"
+        if self.type not in (int, float):
+            return f"type int or float (or choices), received type={getattr(self.type, '__name__', self.type)!r}"
+        numbers = (self.min, self.max) + ((self.step,) if self.step is not None else ())
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+            return f"numbers for min and max, received min={self.min!r}, max={self.max!r}"
+        if self.type is int and not all(float(v).is_integer() for v in numbers):
+            return f"whole numbers for an int range, received min={self.min!r}, max={self.max!r}"
+        if self.min > self.max:
+            return f"min <= max, received min={self.min!r} > max={self.max!r}"
+        if self.log and self.min <= 0:
+            return f"a positive min on a log scale, received min={self.min!r}"
+        if self.step is not None and self.step <= 0:
+            return f"a positive step, received step={self.step!r}"
+        if self.step is not None and self.log:  # KerasTuner reads it as a factor there, Ray Tune as a rounding
+            return f"either a step or a log scale, received both (step={self.step!r}, log=True)"
+        return None
+
+    def describe(self) -> str:
+        """The spec in the text form ``parse_param`` reads: ``float:0.0001..0.01:log``, ``choice:[16, 32]``."""
+        if self.choices is not None:
+            return "choice:" + json.dumps(list(self.choices))
+        text = f"{self.type.__name__}:{_number(self.min)}..{_number(self.max)}"
+        return text + (":log" if self.log else "") + (f":step={_number(self.step)}" if self.step is not None else "")
+
+
+def check_space(space: dict, config_keys, task_name: str) -> dict:
+    """``space`` (``{key: Param}``) checked: every key a key of the task config, every Param valid; a SearchError
+    naming the key and what was expected otherwise."""
+    if not space:
+        raise SearchError(f"expected a search space with at least one key for task {task_name!r}, received none")
+    known = set(config_keys)
+    for key, param in space.items():
+        if key not in known:
+            raise SearchError(f"unknown search space key {key!r} for task {task_name!r}; expected a key of its "
+                              f"config: {', '.join(sorted(known))}")
+        if not isinstance(param, Param):
+            raise SearchError(f"expected a Param for search space key {key!r}, received {param!r}")
+        problem = param.problem()
+        if problem:
+            raise SearchError(f"search space key {key!r} of task {task_name!r}: expected {problem}")
+    return dict(space)
+
+
+_TYPES = {"int": int, "float": float}
+
+
+def parse_param(key: str, spec) -> Param | None:
+    """A Param from a text spec (``--space KEY=SPEC``) or a mapping (a space file); None for ``off`` (leave the
+    key at its configured value).
+
+    Text: ``int:16..256``, ``int:32..256:step=32``, ``float:0..0.5``, ``float:1e-4..1e-2:log`` (``log:1e-4..1e-2``
+    is short for it), ``choice:16,32,64`` or ``choice:[[16, 32], [32, 64]]`` (JSON). Mapping: ``{type: float,
+    min: 0.0001, max: 0.01, log: true}`` or ``{choices: [16, 32]}``.
+    """
+    if spec is None or spec is False:  # YAML reads ``off`` as false
+        return None
+    if isinstance(spec, dict):
+        given = dict(spec)
+        kind = given.pop("type", None)
+        if "choices" in given or "values" in given:
+            choices = given.pop("choices", given.pop("values", None))
+            if not isinstance(choices, list):
+                raise SearchError(f"expected a list of choices for search space key {key!r}, received {choices!r}")
+            param = Param(choices=tuple(choices))
+        else:
+            if kind not in _TYPES:
+                raise SearchError(f"expected type int or float (or choices) for search space key {key!r}, "
+                                  f"received type={kind!r}")
+            param = Param(_TYPES[kind], given.pop("min", None), given.pop("max", None),
+                          log=bool(given.pop("log", False)), step=given.pop("step", None))
+        if given:
+            raise SearchError(f"unknown field(s) {', '.join(map(repr, sorted(given)))} for search space key {key!r}; "
+                              "expected type, min, max, log, step or choices")
+        return param
+    text = str(spec).strip()
+    if text.lower() == "off":
+        return None
+    kind, _, rest = text.partition(":")
+    try:
+        if kind == "choice":
+            return Param(choices=tuple(_choices(rest)))
+        if kind in ("int", "float", "log"):
+            bounds, *flags = rest.split(":")
+            low, sep, high = bounds.partition("..")
+            if not sep:
+                raise ValueError("no LOW..HIGH")
+            def number(text: str):  # a non-whole int bound is read, and then refused by the check
+                value = float(text)
+                return int(value) if kind == "int" and value.is_integer() else value
+
+            log, step = kind == "log", None
+            for flag in flags:
+                if flag == "log":
+                    log = True
+                elif flag.startswith("step="):
+                    step = number(flag[len("step="):])
+                else:
+                    raise ValueError(f"unknown flag {flag!r}")
+            return Param(int if kind == "int" else float, number(low), number(high), log=log, step=step)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise SearchError(f"could not read the search space spec {key}={text!r} ({exc}); expected e.g. "
+                          "int:16..256, float:0..0.5, float:1e-4..1e-2:log, choice:16,32,64") from None
+    raise SearchError(f"expected a search space spec of kind int, float, log or choice for {key!r} (or off), "
+                      f"received {text!r}")
+
+
+def _choices(text: str) -> list:
+    text = text.strip()
+    if text.startswith("["):
+        values = json.loads(text)
+        if not isinstance(values, list):
+            raise ValueError("not a list")
+        return values
+    values = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            values.append(json.loads(item))
+        except json.JSONDecodeError:
+            values.append(item.strip())
+    return values

@@ -16,9 +16,11 @@ it so), which is what lets the core change behind it::
 Importing this module does not import TensorFlow or Gradio.
 """
 
+from dlapps.caching import PerModel
 from dlapps.data import Dataset, Split, read_class_folders, split_dataset, split_indices
-from dlapps.errors import DataError, DlappsError, InvalidInputError, PresetError
+from dlapps.errors import DataError, DlappsError, ExportError, InvalidInputError, PresetError
 from dlapps.hookspecs import hookimpl
+from dlapps.image_graph import cv2_resize_graph, resize_image_graph
 from dlapps.inputs import (
     AUDIO_SAMPLE_RATE,
     FILE_KINDS,
@@ -32,18 +34,19 @@ from dlapps.inputs import (
 from dlapps.batch import read_input_file, read_text_lines
 from dlapps.inference import stack_inputs
 from dlapps.layers import float32_output, predict_on_batch
-from dlapps.options import Option
+from dlapps.options import Option, Param
 from dlapps.outputs import AudioOutput, FileOutput, ImageOutput
 from dlapps.presets import from_preset, load_preprocessor, save_preprocessor
-from dlapps.store import generated_data
-from dlapps.task import Baseline, Pieces, Task
+from dlapps.store import generated_data, home
+from dlapps.task import Baseline, ExportGraph, Pieces, Task
 from dlapps.ui import model_summary, option_control, raise_for_ui
 
 __all__ = [
-    "AUDIO_SAMPLE_RATE", "AudioOutput", "Baseline", "DataError", "Dataset", "DecodedImage", "DlappsError", "FILE_KINDS",
-    "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Pieces", "PresetError", "Split", "Task",
-    "check_rows", "float32_output", "from_preset", "generated_data", "hookimpl", "load_preprocessor", "predict_on_batch",
+    "AUDIO_SAMPLE_RATE", "AudioOutput", "Baseline", "DataError", "Dataset", "DecodedImage", "DlappsError", "ExportError",
+    "ExportGraph", "FILE_KINDS",
+    "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Param", "PerModel", "Pieces", "PresetError", "Split", "Task",
+    "check_rows", "cv2_resize_graph", "float32_output", "from_preset", "generated_data", "home", "hookimpl", "load_preprocessor", "predict_on_batch",
     "model_summary", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
-    "read_class_folders", "read_text_lines", "report_skipped", "resize_image", "save_preprocessor", "split_dataset",
+    "read_class_folders", "read_text_lines", "report_skipped", "resize_image", "resize_image_graph", "save_preprocessor", "split_dataset",
     "split_indices", "stack_inputs",
 ]

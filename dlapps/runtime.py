@@ -38,6 +38,8 @@ class Runtime:
     @property
     def strategy_name(self) -> str:
         name = type(self.strategy).__name__
+        if name == "CollectiveAllReduceStrategy":  # the class of tf.distribute.MultiWorkerMirroredStrategy()
+            return "MultiWorkerMirroredStrategy"
         return "default" if name.startswith("_Default") else name
 
     def global_batch_size(self, per_replica: int) -> int:

@@ -63,11 +63,12 @@ def exists(path) -> bool:
     return (path / MODEL_FILE).is_file() and (path / TASK_FILE).is_file()
 
 
-def save(path, model, task, info: dict, metrics: dict, dataset=None) -> Path:
+def save(path, model, task, info: dict, metrics: dict, dataset=None, predict=None) -> Path:
     """Write the artifact for ``model`` atomically: the old one stays until the new one is complete.
 
     The order: ``model.keras``, then ``task.save_state(assets/)``, the UI examples
-    from the test split (``assets/examples/``), ``task.json``, ``metrics.json`` and
+    from the test split (``assets/examples/``; ``predict``, the model's predict function, lets a task ship only
+    examples its model gets right, see ``Task.example_is_right``), ``task.json``, ``metrics.json`` and
     the model card; then the folder is renamed into place.
     """
     path = Path(path).expanduser().resolve()
@@ -80,7 +81,7 @@ def save(path, model, task, info: dict, metrics: dict, dataset=None) -> Path:
         if isinstance(task.config.get("labels"), list) and task.config["labels"]:  # for people and other tools
             _write_text(staging / ASSETS_DIR / LABELS_FILE, "\n".join(map(str, task.config["labels"])) + "\n")
         if dataset is not None:
-            save_examples(task, dataset.test, staging / ASSETS_DIR / EXAMPLES_DIR)
+            save_examples(task, dataset.test, staging / ASSETS_DIR / EXAMPLES_DIR, predict=predict)
         meta = {"task": task.name, "plugin": task.plugin, "config": task.config, **info}
         _write_json(staging / TASK_FILE, meta)
         _write_json(staging / METRICS_FILE, metrics)
@@ -138,6 +139,14 @@ def load(path, task_cls):
     """(task, model, meta, metrics) of the artifact at ``path``, in the documented order:
     task.json is read, the task is made from its config, ``task.load_state(assets/)`` runs
     once, and then model.keras is loaded (safely) with the task's custom objects."""
+    task, meta = load_task(path, task_cls)
+    model = load_model(path, task.custom_objects())
+    return task, model, meta, read_metrics(path)
+
+
+def load_task(path, task_cls):
+    """(task, meta) of the artifact at ``path`` without its model: the task made from task.json's config,
+    with ``task.load_state(assets/)`` done (what preprocessing needs)."""
     path = Path(path)
     meta = read_meta(path)
     if meta.get("task") != task_cls.name:
@@ -145,8 +154,7 @@ def load(path, task_cls):
             f"expected a model for task {task_cls.name!r}, received '{path}', a model for {meta.get('task')!r}")
     task = task_cls(meta.get("config"))
     task.load_state(path / ASSETS_DIR)
-    model = load_model(path, task.custom_objects())
-    return task, model, meta, read_metrics(path)
+    return task, meta
 
 
 def load_model(path, custom_objects: dict | None = None):
@@ -191,14 +199,23 @@ def _has_python_code(file: Path) -> bool:
 
 
 # -- examples for the UI ---------------------------------------------------------
-def save_examples(task, split, folder: Path, limit: int = 10) -> None:
+def save_examples(task, split, folder: Path, limit: int = 10, predict=None) -> None:
     """A few test inputs for the UI (``task.example_inputs``): images as PNG, audio as FLAC, other
-    inputs as one JSON line each. An input that cannot be read is left out."""
+    inputs as one JSON line each. An input that cannot be read is left out; with ``predict``, so is one
+    that ``task.example_is_right`` says the model gets wrong (at most ``limit`` are kept)."""
     from dlapps.errors import DlappsError
 
     folder.mkdir(parents=True, exist_ok=True)
-    values = []
-    for index, (raw, name) in enumerate(task.example_inputs(split, limit)):
+    values, index = [], 0
+    for raw, name in task.example_inputs(split, limit):
+        if index >= limit:
+            break
+        if predict is not None:
+            try:
+                if task.example_is_right(predict(raw), name) is False:
+                    continue
+            except DlappsError:
+                continue
         stem = f"{index:02d}_{_safe_name(name)}".rstrip("_")
         try:
             if task.input_kind == "image":
@@ -209,6 +226,7 @@ def save_examples(task, split, folder: Path, limit: int = 10) -> None:
                 values.append(raw)
         except DlappsError:
             continue
+        index += 1
     if values:
         lines = [json.dumps(v, ensure_ascii=False, default=_plain) for v in values]
         _write_text(folder / EXAMPLES_FILE, "\n".join(lines) + "\n")
@@ -283,6 +301,8 @@ def model_card(meta: dict, metrics: dict) -> str:
         lines += ["", "## Against a trivial baseline", "",
                   ("" if check["better"] else "**WARNING: this model is not clearly better than a trivial "
                    "baseline; do not rely on it.** ") + check["message"][0].upper() + check["message"][1:] + "."]
+    if meta.get("tuning"):
+        lines += tuning_card(meta["tuning"], metrics)
     lines += [
         "",
         "## Training",
@@ -299,6 +319,46 @@ def model_card(meta: dict, metrics: dict) -> str:
     ]
     lines += [f"- {k}: {v}" for k, v in meta.get("versions", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def tuning_card(tuning: dict, metrics: dict) -> list[str]:
+    """The model card's lines about the hyperparameter search that chose the config (``dlapps tune``)."""
+    objective = tuning.get("objective", {})
+    name = objective.get("name", "score")
+    test = {k: v for k, v in metrics.items() if k == name or k.startswith(f"{name}_")} or \
+        {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    trials = tuning.get("trials", [])
+    keys = list(dict.fromkeys(k for trial in trials for k in trial.get("values", {})))
+    lines = ["", "## Hyperparameter search", "",
+             f"Chosen by `dlapps tune` ({tuning.get('engine')}, {tuning.get('algorithm')} search): {len(trials)} "
+             f"trial(s), each trained on the training split and scored on the validation split by {name} "
+             f"({'higher' if objective.get('direction') == 'max' else 'lower'} is better). The best, trial "
+             f"{tuning.get('best_trial')}, scored {tuning.get('best_score', float('nan')):.4f}; its config was then "
+             "trained on the training and validation splits, and this model was measured once on the test split: "
+             + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in list(test.items())[:4])
+             + ".", "", "Search space:", ""]
+    lines += [f"- `{key}`: {spec}" for key, spec in tuning.get("space", {}).items()]
+    lines += ["", "| trial | " + " | ".join(keys) + f" | {name} | epochs | seconds |",
+              "| --- |" + " --- |" * (len(keys) + 3)]
+    for trial in trials:
+        values, score = trial.get("values", {}), trial.get("score")
+        best = " (best)" if trial.get("trial") == tuning.get("best_trial") else ""
+        cells = [f"{trial.get('trial')}{best}", *[_card_value(values[k]) if k in values else "" for k in keys],
+                 f"{score:.4f}" if isinstance(score, (int, float)) else str(trial.get("status")),
+                 str(trial.get("epochs_run") or ""), str(trial.get("seconds") or "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _card_value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+
+
+def write_json(file, data) -> None:
+    """Write ``data`` as JSON to ``file`` atomically, making its folder if needed."""
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(file, data)
 
 
 def _write_json(file: Path, data) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from dlapps.data import Dataset, Split
 from dlapps.errors import PresetError
 from dlapps.inputs import FILE_KINDS  # noqa: F401  (re-exported: the input kinds read from files)
-from dlapps.options import Option, check_options
+from dlapps.options import Option, Param, check_options  # noqa: F401  (Param: search_space's type)
 
 
 class Pieces(list):
@@ -75,6 +75,36 @@ class Baseline:
                 "message": f"held-out {self.metric} {value:.4g} is {verdict} {self.what} ({reference:.4g})"}
 
 
+@dataclass
+class ExportGraph:
+    """What ``Task.export_graph`` gives ``dlapps export``: a function from what a user has to what dlapps
+    returns, to be traced into a SavedModel, LiteRT or ONNX graph.
+
+    ``function(*inputs)`` takes one tensor per ``inputs`` entry, in order, and returns a dict of named
+    tensors; ``inputs`` is ``[(name, shape, dtype, what it is)]`` (None for any size) and ``outputs``
+    ``{name: what it is}``. ``inside`` and ``outside`` say, for the export's README, which steps of
+    ``dlapps predict`` the graph does and which stay with the user (decoding files, tokenizing...).
+    """
+
+    function: Any
+    inputs: list
+    outputs: dict
+    inside: str
+    outside: str
+
+    def described(self, inputs: dict | None = None, outputs: dict | None = None, inside: str | None = None,
+                  outside: str | None = None) -> "ExportGraph":
+        """A copy saying better what its inputs and outputs are (``{name: what}``; names not given keep their
+        text) and what is inside and outside: how a task explains the default graph (the network alone)."""
+        import dataclasses
+
+        inputs, outputs = inputs or {}, outputs or {}
+        return dataclasses.replace(
+            self, inputs=[(name, shape, dtype, inputs.get(name, what)) for name, shape, dtype, what in self.inputs],
+            outputs={name: outputs.get(name, what) for name, what in self.outputs.items()},
+            inside=inside or self.inside, outside=outside or self.outside)
+
+
 class Task:
     """Base class of every dlapps task. Subclasses are mostly declarations."""
 
@@ -93,6 +123,9 @@ class Task:
     output_kind: str = "labels"
     #: Defaults of the task config; data and the user's options update a copy.
     default_config: dict = {}
+    #: What ``dlapps tune`` searches by default: ``{config key: Param(...)}`` (int / float ranges, log scale or
+    #: not, or choices), e.g. the learning rate, widths, dropout. Keys are keys of the task config.
+    search_space: dict[str, Param] = {}
     #: Typed predict options, ``{name: Option(type, default, help, min=..., max=..., choices=...)}``.
     #: The core checks them, makes ``dlapps predict`` flags and studio controls from them.
     predict_options: dict[str, Option] = {}
@@ -221,6 +254,38 @@ class Task:
         """Registered Keras classes the saved model needs; import their modules here."""
         return {}
 
+    def export_graph(self, model, options: dict) -> ExportGraph:
+        """What ``dlapps export`` writes (``ExportGraph``), with the predict ``options`` (checked) baked in.
+
+        The default is the network alone, on the inputs ``preprocess`` makes (batched); ``preprocess``
+        and ``postprocess`` stay outside, and the export keeps the model's assets (labels, tokenizer)
+        beside it. Override to put tensor work inside (an image task's resizing, a detector's NMS);
+        raise ``ExportError`` saying why when the task cannot be exported."""
+        from dlapps.errors import ExportError
+
+        if not getattr(model, "inputs", None):
+            raise ExportError(f"task {self.name!r} cannot be exported: its model ({type(model).__name__}) declares "
+                              "no inputs to trace (a subclassed model that was never built on a keras.Input)")
+        import keras
+
+        structure, names = model.input, list(getattr(model, "output_names", None) or [])  # input: as built
+        inputs = [(t.name.split(":")[0], tuple(t.shape), str(t.dtype), "a batch of what preprocess makes")
+                  for t in keras.tree.flatten(structure)]
+
+        def network(*values):
+            outputs = model(keras.tree.pack_sequence_as(structure, list(values)), training=False)
+            if isinstance(outputs, dict):
+                return dict(outputs)
+            outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+            keys = names if len(names) == len(outputs) else [f"output_{i}" for i in range(len(outputs))]
+            return dict(zip(keys, outputs))
+
+        outputs = {name: "the network's output, as forward gets it" for name in names} or {
+            "output_0": "the network's output, as forward gets it"}
+        return ExportGraph(network, inputs, outputs, inside=f"the network ({type(model).__name__}) only",
+                           outside=f"{self.name} preprocessing (raw input -> model input) and postprocessing "
+                                   "(network output -> result), which dlapps does in Python")
+
     # -- inference ---------------------------------------------------------
     def default_options(self) -> dict:
         """Every predict option at its default, checked."""
@@ -298,6 +363,14 @@ class Task:
                     for i in chosen]
         count = min(limit, len(split))
         return [(split.inputs[i], _name_of(split.target(i))) for i in range(count)]
+
+
+    def example_is_right(self, result, name: str) -> bool | None:
+        """Whether the model's ``result`` for an example candidate (named ``name`` by ``example_inputs``) is
+        right. ``None`` (the default): no check, every candidate is shipped. A task that answers True/False
+        ships only examples its trained model gets right (speech: the transcript is exactly the words said)
+        and should say so in its tab."""
+        return None
 
 
 def _name_of(target) -> str:

@@ -52,6 +52,9 @@ def run_task_test(task_cls, tmp_path, config: dict | None = None, bad_inputs=(),
     options = dict(options or {})
     task = task_cls(config)
     assert task.name, f"{task_cls.__name__} must set `name`"
+    from dlapps.tune import search_space
+
+    search_space(task_cls)  # a bad search_space declaration fails here, as `dlapps tune` would refuse it
     tmp_path = Path(tmp_path)
     out = tmp_path / "model"
     trained = api.train(task, data, epochs=1, out=out, preset=preset, limit=limit, verbose=0)

@@ -219,7 +219,9 @@ class TrialRunner:
                 found = ", ".join(sorted(k for k in history if k.startswith("val_"))) or "none"
                 raise SearchError(f"expected objective {name!r} among the Keras metrics of {task.name!r}'s "
                                   f"training, received: {found}")
-            metrics = {k: float(self.objective.best(v)) for k, v in history.items() if k.startswith("val_") and v}
+            scores = [float(v) for v in history[name]]
+            best = scores.index(float(self.objective.best(scores)))  # every metric at the objective's best epoch
+            metrics = {k: float(v[best]) for k, v in history.items() if k.startswith("val_") and len(v) > best}
             return metrics[name], metrics
         from dlapps.inference import Predictor
 
@@ -295,7 +297,8 @@ def tune(task, data=None, *, trials: int = 10, max_minutes: float | None = None,
     unknown = sorted(set(config) - config_keys(task_cls))
     if unknown:
         raise SearchError(f"unknown config key(s) {', '.join(map(repr, unknown))} for task {task_cls.name!r}")
-    folder = Path(out).expanduser() if out else store.home() / "tuning" / task_cls.name
+    # Absolute: Ray Tune runs each trial in its own working directory.
+    folder = (Path(out).expanduser() if out else store.home() / "tuning" / task_cls.name).resolve()
     plan = {"task": task_cls.name, "data": str(Path(data).resolve()) if data else "default", "seed": seed,
             "limit": limit, "config": config, "epochs": epochs, "batch_size": batch_size, "engine": engine,
             "algorithm": algorithm, "objective": {"name": goal.name, "direction": goal.direction},
@@ -304,7 +307,8 @@ def tune(task, data=None, *, trials: int = 10, max_minutes: float | None = None,
 
     started = time.time()
     deadline = started + max_minutes * 60 if max_minutes else None
-    runner = TrialRunner(task_cls.name, str(data) if data else None, config, goal, folder, epochs, batch_size,
+    runner = TrialRunner(task_cls.name, str(Path(data).resolve()) if data else None, config, goal, folder, epochs,
+                         batch_size,
                          seed, limit, deadline, verbose)
     runner.dataset(task_cls(config))  # bad data fails here, once, rather than in every trial
     progress = _Progress(goal, trials, started, deadline, report)
@@ -336,6 +340,9 @@ def _start_folder(folder: Path, plan: dict, overwrite: bool) -> None:
             raise SearchError(f"'{folder}' holds another search (it differs in: {', '.join(changed)}); resume it "
                               "with the same command, give another --out, or start over with --overwrite")
     elif folder.exists() and overwrite:
+        if not recorded.is_file() and any(folder.iterdir()):  # never delete what is not a search
+            raise SearchError(f"expected --out to be a search folder (with search.json) or a new or empty folder; "
+                              f"'{folder}' holds other files, so --overwrite leaves it alone: give another --out")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     store.write_json(recorded, plan)
@@ -529,7 +536,8 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
 
             search_alg = OptunaSearch(seed=runner.seed + 1)
         except (ImportError, AssertionError):
-            raise SearchError("Bayesian search with --engine ray uses Optuna: pip install optuna") from None
+            raise SearchError("Bayesian search with --engine ray uses Optuna: pip install -e \".[ray]\" "
+                              "(or pip install optuna)") from None
 
     runner = dataclasses.replace(runner, _dataset=None)  # each trial reads the data where it runs
 
@@ -558,21 +566,22 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
             remaining = max(0, trials - len([t for t in trials_so_far if t.is_finished()]))
             progress.trial_done(number, values, result, best, remaining, error)
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=runner.verbose > 0, configure_logging=False)
-    resources = ray_tune.with_resources(trainable, {"cpu": cpus_per_trial})
-    path = folder / "ray"
-    if ray_tune.Tuner.can_restore(str(path)):
-        progress.report(f"resuming the Ray Tune search in {path}")
-        tuner = ray_tune.Tuner.restore(str(path), trainable=resources, restart_errored=True)
-    else:
-        tune_config = ray_tune.TuneConfig(
-            metric="score", mode=goal.direction, num_samples=trials, max_concurrent_trials=concurrent,
-            search_alg=search_alg, time_budget_s=(deadline - time.time()) if deadline else None)
-        run_config = ray_tune.RunConfig(name="ray", storage_path=str(folder), verbose=0, callbacks=[TrialLines()])
-        tuner = ray_tune.Tuner(resources, param_space=_ray_space(space), tune_config=tune_config,
-                               run_config=run_config)
-    grid = tuner.fit()
+    from dlapps.ray_batch import ray_session
+
+    with ray_session():  # the session open in this process, $RAY_ADDRESS's cluster, or a local Ray shut down after
+        resources = ray_tune.with_resources(trainable, {"cpu": cpus_per_trial})
+        path = folder / "ray"
+        if ray_tune.Tuner.can_restore(str(path)):
+            progress.report(f"resuming the Ray Tune search in {path}")
+            tuner = ray_tune.Tuner.restore(str(path), trainable=resources, restart_errored=True)
+        else:
+            tune_config = ray_tune.TuneConfig(
+                metric="score", mode=goal.direction, num_samples=trials, max_concurrent_trials=concurrent,
+                search_alg=search_alg, time_budget_s=(deadline - time.time()) if deadline else None)
+            run_config = ray_tune.RunConfig(name="ray", storage_path=str(folder), verbose=0, callbacks=[TrialLines()])
+            tuner = ray_tune.Tuner(resources, param_space=_ray_space(space), tune_config=tune_config,
+                                   run_config=run_config)
+        grid = tuner.fit()
     results = sorted(((_ray_trial_id(grid[i]), grid[i]) for i in range(len(grid))), key=lambda pair: pair[0])
     rows = []
     for number, (trial_id, result) in enumerate(results, start=1):

@@ -192,9 +192,49 @@ def task_ui(predictor) -> None:
         predictor.task.ui(predictor)
     else:
         default_task_ui(predictor.task, predictor)
+    tuning_panel(predictor)
     for key in (set(root.fns) - before) if root is not None else ():
         root.fns[key].concurrency_id = f"dlapps-task-{predictor.task.name}"
         root.fns[key].concurrency_limit = 1
+
+
+def tuning_table(tuning: dict):
+    """The trials of the search that chose a tuned model's config (task.json's ``tuning``) as a pandas
+    DataFrame: trial, the values tried, the validation score, epochs and seconds."""
+    import json
+
+    import pandas as pd
+
+    name = tuning.get("objective", {}).get("name", "score")
+    rows = [{"trial": trial.get("trial"),
+             **{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in trial.get("values", {}).items()},
+             name: trial.get("score"), "epochs": trial.get("epochs_run"), "seconds": trial.get("seconds")}
+            for trial in tuning.get("trials", [])]
+    return pd.DataFrame(rows)
+
+
+def tuning_panel(predictor) -> None:
+    """For a model whose config ``dlapps tune`` chose: the search (objective, space), its trials as a table and
+    a plot of the validation score against the trial. Nothing for a model that was not tuned."""
+    import gradio as gr
+
+    tuning = (predictor.meta or {}).get("tuning")
+    if not tuning:
+        return
+    name = tuning.get("objective", {}).get("name", "score")
+    direction = "higher" if tuning.get("objective", {}).get("direction") == "max" else "lower"
+    frame = tuning_table(tuning)
+    task = predictor.task.name
+    best = readable_metric(name, tuning.get("best_score"))
+    title = f"Hyperparameter search: {len(frame)} trials, best validation {best} (trial {tuning.get('best_trial')})"
+    with gr.Accordion(title, open=False, elem_id=f"{task}-tuning"):
+        space = ", ".join(f"`{k}` {v}" for k, v in tuning.get("space", {}).items())
+        gr.Markdown(f"{tuning.get('algorithm', '').capitalize()} search ({tuning.get('engine')}); each trial trained "
+                    f"on the training split and scored on the validation split by {name} ({direction} is better). "
+                    f"Space: {space}. The best config was trained again on training + validation for this model.")
+        gr.Dataframe(frame, interactive=False, label="Trials", elem_id=f"{task}-trials")
+        gr.ScatterPlot(frame.dropna(subset=[name]), x="trial", y=name, title=f"Validation {name} by trial",
+                       elem_id=f"{task}-trials-plot")
 
 
 def task_blocks(task_name: str, predictor):

@@ -51,8 +51,8 @@ def test_32_concurrent_requests_get_their_result_or_the_busy_message_and_the_ser
                 busy.append((name, str(error)))
         # Every request either got its result or was told, clearly, that the server is busy: nothing else.
         assert all("Queue is full" in message and "try again" in message for _, message in busy), busy
-        assert sum(len(r) for r in results.values()) + len(busy) == 32
-        assert results, "some requests were served"
+        # Some were served, in every tab: a full queue turns requests away, it does not starve a task.
+        assert set(results) == {name for name, _ in requests}, (sorted(results), busy)
         # Each served request got a real answer (the classifier's label, the translation, ...).
         for answer in results.get("/classify", []):
             assert answer[0]["label"] in [str(d) for d in range(10)]

@@ -166,17 +166,6 @@ def test_the_app_serves_the_generation_tab(generation_model):
     assert {"image-generation-class", "image-generation-gallery", "image-generation-random-seed"} <= ids
 
 
-@pytest.mark.slow
-def test_training_resumes_after_a_crash(tmp_path):
-    from test_training import CrashAfterEpoch
-
-    options = dict(epochs=2, limit=64, out=tmp_path / "model", config=TINY_GENERATION_CONFIG, verbose=0)
-    with pytest.raises(KeyboardInterrupt):
-        dlapps.train("image-generation", callbacks=[CrashAfterEpoch(1)], **options)
-    predictor = dlapps.train("image-generation", **options)
-    assert predictor.meta["training"]["resumed_from_epoch"] == 1 and predictor.meta["training"]["epochs_run"] == 2
-
-
 def test_evaluation_reports_accuracy_frechet_distances_and_speed(generation_model, capsys):
     from dlapps.cli import main
 

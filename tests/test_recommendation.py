@@ -350,7 +350,12 @@ def test_gradio_client_recommends_and_finds_similar_movies(recommendation_model)
     from dlapps.testing import gradio_client
     from dlapps.ui import task_blocks
 
-    with gradio_client(task_blocks("recommendation", recommendation_model)) as client:
+    blocks = task_blocks("recommendation", recommendation_model)
+    boxes = {c["props"].get("elem_id"): c["props"] for c in blocks.config["components"]}
+    # Nothing typed in beforehand: typing a user or a title does not append to a prefilled value.
+    assert boxes["recommendation-user"].get("value") is None and boxes["recommendation-item"].get("value") is None
+    assert boxes["recommendation-k"]["value"]  # (a value that is set shows in the config)
+    with gradio_client(blocks) as client:
         user = str(int(recommendation_model.task.knowledge.known.users[0]))
         status, history, results = client.predict(user, 4, api_name="/recommend")
         assert f"User {user}" in status and len(results["data"]) == 4 and history["data"]

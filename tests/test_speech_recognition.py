@@ -275,10 +275,10 @@ def test_eval_reports_the_wer_and_cer_of_the_models_own_transcripts(speech_model
     assert json.loads(capsys.readouterr().out)["utterances"] == 48
 
 
-def test_speech_tab_through_the_gradio_client(speech_model):
+def test_speech_tab_through_the_gradio_client(speech_model, speech_corpus):
     from dlapps.ui import task_blocks
 
-    example = speech_model.examples()[0]
+    example = speech_dataset(speech_corpus, ALPHABET).test.inputs[0]
     with gradio_client(task_blocks("speech-recognition", speech_model)) as client:
         text, image, words, characters = client.predict(handle_file(example), 2, api_name="/transcribe")
     expected = speech_model.predict(example, beam_width=2, characters=True)
@@ -352,11 +352,24 @@ def test_alignment_of_a_long_transcript_walks_back_through_every_state():
     assert [s for s, _, _ in spans] == list(range(0, 240, 2))
 
 
-def test_ui_examples_are_test_recordings_saved_as_flac_named_after_what_they_say(speech_model, speech_corpus):
+def test_only_examples_the_model_transcribes_exactly_are_shipped(speech_model, speech_corpus, tmp_path):
+    from dlapps.store import read_examples, save_examples
+
     test = speech_dataset(speech_corpus, ALPHABET).test
-    examples = [Path(p) for p in speech_model.examples()]
-    assert [p.name for p in examples] == [f"{i:02d}_{'_'.join(text.split()[:6])}.flac"
-                                          for i, text in enumerate(test.targets[:8])]
-    for example, source in zip(examples, test.inputs):
+    right = set(test.targets[1::2])  # a stand-in model that gets every other recording right
+    wrong = {source: text for source, text in zip(test.inputs, test.targets) if text not in right}
+
+    def predict(raw):
+        return {"text": wrong[raw] + " go" if raw in wrong else dict(zip(test.inputs, test.targets))[raw]}
+
+    save_examples(SpeechRecognition(), test, tmp_path / "assets" / "examples", limit=3, predict=predict)
+    kept = [Path(p) for p in read_examples(tmp_path)]
+    expected = [t for t in test.targets if t in right][:3]
+    assert [p.name for p in kept] == [f"{i:02d}_{'_'.join(t.split())}.flac" for i, t in enumerate(expected)]
+    for example, text in zip(kept, expected):
+        source = test.inputs[list(test.targets).index(text)]
         saved, rate = soundfile.read(example, dtype="float32")
         assert rate == 16_000 and np.allclose(saved, soundfile.read(source, dtype="float32")[0], atol=1e-4)
+    # The trained model's own shipped examples: each is transcribed exactly as its name says.
+    for example in speech_model.examples():
+        assert speech_model.predict(example)["text"] == " ".join(Path(example).stem.split("_")[1:])

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,18 @@ def test_interrupted_training_resumes_from_the_last_completed_epoch(tmp_path, ca
 
     again = dlapps.train("image-classification", **options)  # finished runs start afresh
     assert again.meta["training"]["resumed_from_epoch"] == 0
+
+
+def test_a_backup_cut_short_by_a_kill_during_the_first_save_starts_training_over(tmp_path, capsys):
+    options = dict(epochs=2, out=tmp_path / "model", config=TINY_CONFIG, limit=40, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        dlapps.train("image-classification", callbacks=[CrashAfterEpoch(1)], **options)
+    backup = max(Path(os.environ["DLAPPS_HOME"], "runs").rglob("backup/latest.weights.h5"),
+                 key=lambda p: p.stat().st_mtime)  # this run's
+    backup.write_bytes(backup.read_bytes()[:96])  # killed while writing: nothing older to fall back on
+    predictor = dlapps.train("image-classification", **options)
+    assert predictor.meta["training"]["epochs_run"] == 2
+    assert "was cut short" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -126,7 +126,10 @@ def test_a_killed_search_resumes_and_saves_the_best_config_as_a_model(tmp_path, 
         for line in first.stderr:
             if line.startswith("trial 1/3"):
                 break
-        time.sleep(2)  # into the second trial
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(  # into the second trial: killed after its first epoch
+                (d / "backup").is_dir() for d in (folder / "trials").iterdir() if not (d / "result.json").exists()):
+            time.sleep(0.1)
     finally:
         first.kill()
         first.wait()
@@ -139,7 +142,7 @@ def test_a_killed_search_resumes_and_saves_the_best_config_as_a_model(tmp_path, 
     assert "trial 1/3" not in printed.err and "trial 3/3" in printed.err  # the first trial was not run again
     assert "resuming the search" in printed.err and "*" in printed.out  # the table, the best marked
     rows = json.loads((folder / "trials.json").read_text())
-    assert [r["status"] for r in rows] == ["COMPLETED"] * 3
+    assert [r["status"] for r in rows] == ["COMPLETED"] * 3, [r["message"] for r in rows]
     assert rows[0]["values"] == first_result["values"] and rows[0]["score"] == first_result["score"]
     assert len((folder / "trials.csv").read_text().strip().splitlines()) == 4
     best = json.loads((folder / "best.json").read_text())

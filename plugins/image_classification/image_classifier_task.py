@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import Baseline, Option, Task, read_image, resize_image
+from dlapps.plugin import Baseline, Option, Param, Task, read_image, resize_image
 
 
 
@@ -25,11 +25,21 @@ class ImageClassification(Task):
         "labels": [],
         "filters": [32, 64, 128],
         "dropout": 0.3,
-        "augment": False,
+        "augment": False,         # random shifts and zooms in training (and flips, unless flip is false)
+        "flip": True,
+        "shift": 0.08,            # at most this share of the size
+        "zoom": 0.1,              # a share, or [low, high]: negative zooms in, positive out
+        "dark_background": False,  # invert images with a light border (the digits model: any polarity)
         "epochs": 60,
         "batch_size": 64,
         "patience": 10,
         "learning_rate": 2e-3,
+    }
+    search_space = {  # dlapps tune image-classification
+        "learning_rate": Param(float, 3e-4, 1e-2, log=True),
+        "dropout": Param(float, 0.0, 0.5),
+        "filters": Param(choices=([16, 32, 64], [32, 64, 128], [32, 64, 128, 256])),
+        "image_size": Param(choices=(16, 32, 64)),
     }
 
     # -- data --------------------------------------------------------------
@@ -62,7 +72,14 @@ class ImageClassification(Task):
     def custom_objects(self):
         import keras_hub  # noqa: F401  registers KerasHub layers for preset-based models
 
-        return {}
+        from dlapps_plugins.image_classification.cnn_classifier import dark_background_class
+
+        return {"dlapps_image_classification>DarkBackground": dark_background_class()}
+
+    def export_graph(self, model, options):
+        from dlapps_plugins.image_classification.classifier_export import classifier_graph
+
+        return classifier_graph(model, int(self.config["image_size"]), self.labels())
 
     # -- inference ---------------------------------------------------------
     def preprocess(self, raw, options):

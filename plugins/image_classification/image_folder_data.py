@@ -28,10 +28,14 @@ def digits_dataset() -> Dataset:
         validation=_take(images, labels, names, validation),
         test=_take(images, labels, names, test),
         description=(
-            "scikit-learn's handwritten digits (1,797 8x8 grayscale images, classes 0-9), "
-            f"stratified split 60/20/20 with seed {SPLIT_SEED}; the test split is never used in training."
+            "single handwritten digits 0-9 only (scikit-learn's 1,797 8x8 grayscale images; trained shifted and "
+            "zoomed out, and either polarity is read: dark-on-light as well as light-on-dark), stratified split "
+            f"60/20/20 with seed {SPLIT_SEED}; the test split is never used in training. Anything else (photos, "
+            "letters, several digits) still gets one of the ten digits."
         ),
-        config={"labels": [str(d) for d in range(10)], "image_size": 16},
+        # Any polarity (dark-on-light drawings too) and digits smaller or off-centre in the frame, never mirrored.
+        config={"labels": [str(d) for d in range(10)], "image_size": 16, "dark_background": True,
+                "augment": True, "flip": False, "shift": 0.1, "zoom": [-0.1, 0.6]},
     )
 
 

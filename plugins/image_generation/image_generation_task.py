@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import Baseline, ImageOutput, InvalidInputError, Option, Pieces, PresetError, Task
+from dlapps.plugin import Baseline, ImageOutput, InvalidInputError, Option, Param, PerModel, Pieces, PresetError, Task
 
 #: What an input says when it asks for no class (unconditional generation).
 NO_CLASS = ("none", "unconditional")
@@ -82,6 +82,12 @@ class ImageGeneration(Task):
         "patience": 6,
         "learning_rate": 2e-3,
     }
+    search_space = {  # dlapps tune image-generation
+        "learning_rate": Param(float, 5e-4, 5e-3, log=True),
+        "widths": Param(choices=([32, 64, 64], [32, 64, 128], [64, 128, 128])),
+        "embedding_dim": Param(choices=(32, 64, 128)),
+        "class_dropout": Param(float, 0.05, 0.2),
+    }
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -90,7 +96,7 @@ class ImageGeneration(Task):
         self.judge = None
         #: A Stable Diffusion 3 preset's prompt codec, when the model comes from one (``load_pretrained``).
         self.text_to_image = None
-        self._denoisers = {}
+        self._denoisers = PerModel()  # built once per model, shared by the server's threads
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):
@@ -188,6 +194,25 @@ class ImageGeneration(Task):
         return {"DiffusionModel": m.DiffusionModel, "ResidualBlock": m.ResidualBlock,
                 "AttentionBlock": m.AttentionBlock, "SinusoidalEmbedding": m.SinusoidalEmbedding}
 
+    def export_graph(self, model, options):
+        """The U-Net noise predictor alone: the sampling loop stays outside."""
+        from dlapps.plugin import ExportError
+
+        if self.text_to_image is not None:
+            raise ExportError(f"task {self.name!r} cannot export a text-to-image preset: KerasHub's generate loop "
+                              "(text encoders, diffusion steps, VAE decoder) is not one network to trace; use dlapps "
+                              "predict")
+        graph = super().export_graph(model.unet, options)
+        return graph.described(
+            inputs={"noisy": "(batch, size, size, channels) float32 noisy images in about -1..1",
+                    "step": f"(batch,) float32 diffusion step, 0..{model.timesteps - 1}",
+                    "label": f"(batch,) int32 class index (assets/labels.txt); {model.num_classes} means no class "
+                             "(classifier-free guidance)"},
+            outputs={name: "the predicted noise, the shape of noisy" for name in graph.outputs},
+            inside="the U-Net noise predictor",
+            outside="the DDIM sampling loop (steps, guidance, eta; the noise schedule is a cosine over the timesteps "
+                    "in task.json), the starting noise drawn from the seeds, and the scaling to uint8 pixels")
+
     def load_preset(self, preset, config):
         raise PresetError(
             f"fine-tuning a text-to-image preset is not supported: KerasHub 0.32 does not implement fit for "
@@ -268,9 +293,7 @@ class ImageGeneration(Task):
         """The model's compiled noise predictor, made once per model."""
         from dlapps_plugins.image_generation.ddim_sampler import DenoiseFunction
 
-        if id(model) not in self._denoisers:
-            self._denoisers = {id(model): DenoiseFunction(model, int(self.config["sample_chunk"]))}
-        return self._denoisers[id(model)]
+        return self._denoisers.get(model, lambda m: DenoiseFunction(m, int(self.config["sample_chunk"])))
 
     def postprocess(self, output, context, options):
         from dlapps_plugins.image_generation.ddim_sampler import to_rgb

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import InvalidInputError, Pieces, from_preset
+from dlapps.plugin import InvalidInputError, PerModel, Pieces, from_preset
 
 EXPECTED = ("a KerasHub Stable Diffusion 3 preset name (e.g. 'stable_diffusion_3_medium') or a local preset "
             "directory saved with save_to_preset")
@@ -35,7 +35,7 @@ class TextToImage:
 
     def __init__(self, preprocessor, size: int):
         self.preprocessor, self.size = preprocessor, size
-        self._resized = {}
+        self._resized = PerModel(keep=1)  # by image size: one other size at a time
         self._empty = self._tokens("")
 
     def _tokens(self, prompt: str) -> dict:
@@ -82,11 +82,11 @@ class TextToImage:
 
         if size == self.size:
             return model
-        if size not in self._resized:
+        def resize(size):
             backbone = model.backbone
             config = {**backbone.get_config(), "image_shape": (size, size, 3)}
             resized = keras_hub.models.StableDiffusion3Backbone.from_config(config)
             resized.set_weights(backbone.get_weights())
-            self._resized = {size: keras_hub.models.StableDiffusion3TextToImage(backbone=resized,
-                                                                               preprocessor=model.preprocessor)}
-        return self._resized[size]
+            return keras_hub.models.StableDiffusion3TextToImage(backbone=resized, preprocessor=model.preprocessor)
+
+        return self._resized.get(size, resize)

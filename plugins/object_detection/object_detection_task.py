@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import Baseline, FileOutput, ImageOutput, InvalidInputError, Option, Param, Pieces, Task, read_image
+from dlapps.plugin import Baseline, FileOutput, ImageOutput, InvalidInputError, Option, Param, PerModel, Pieces, Task, read_image
 
 #: Evaluation keeps every detection above this score (COCO mAP integrates over all of them), at most 100 an image.
 EVAL_CONF, EVAL_MAX_DETECTIONS = 0.01, 100
@@ -77,7 +77,7 @@ class ObjectDetection(Task):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self._compiled = {}     # id(model) -> (model, candidate function)
+        self._candidate_functions = PerModel()  # built once per model, shared by the server's threads
         self._augmenter = None
 
     # -- data --------------------------------------------------------------
@@ -171,6 +171,12 @@ class ObjectDetection(Task):
 
         return {}
 
+    def export_graph(self, model, options):
+        from dlapps_plugins.object_detection.detector_export import detector_graph
+
+        return detector_graph(model, int(self.config["image_size"]), self.labels(), options,
+                              self._class_mask(options["classes"]))
+
     # -- inference ---------------------------------------------------------
     def preprocess(self, raw, options):
         from dlapps_plugins.object_detection.detection_images import is_video, letterbox
@@ -212,12 +218,9 @@ class ObjectDetection(Task):
 
     def _candidates(self, model):
         """The model's compiled candidate function (made once per model)."""
-        cached = self._compiled.get(id(model))
-        if cached is None or cached[0] is not model:
-            from dlapps_plugins.object_detection.keras_hub_presets import candidate_function
+        from dlapps_plugins.object_detection.keras_hub_presets import candidate_function
 
-            cached = self._compiled[id(model)] = (model, candidate_function(model))
-        return cached[1]
+        return self._candidate_functions.get(model, candidate_function)
 
     def _class_mask(self, classes: str):
         names = {n.strip() for n in classes.split(",") if n.strip()}

@@ -11,6 +11,7 @@ Boxes are ``xyxy`` in the pixels of the model's (letterboxed) input everywhere.
 from __future__ import annotations
 
 import math
+import threading
 
 BOX_FORMAT = "xyxy"
 
@@ -166,22 +167,28 @@ def select(boxes, scores, conf: float, iou: float, max_detections: int, class_ma
 
 
 def _nms(boxes, scores, conf, iou, max_detections):
-    import tensorflow as tf
-
     global _nms_compiled
-    if _nms_compiled is None:
-        @tf.function(reduce_retracing=True)
-        def run(boxes, scores, conf, iou, max_detections):
-            # TensorFlow's NMS reads (y0, x0, y1, x1); the IoU is the same whichever axis comes first.
-            result = tf.image.combined_non_max_suppression(
-                boxes[:, :, None, :], scores, max_output_size_per_class=max_detections,
-                max_total_size=max_detections, iou_threshold=iou, score_threshold=tf.maximum(conf, 0.0),
-                clip_boxes=False)
-            return result.nmsed_boxes, result.nmsed_scores, tf.cast(result.nmsed_classes, tf.int32), \
-                result.valid_detections
-
-        _nms_compiled = run
+    with _nms_lock:  # concurrent requests: one trace
+        if _nms_compiled is None:
+            _nms_compiled = _nms_function()
     return _nms_compiled(boxes, scores, conf, iou, max_detections)
 
 
+def _nms_function():
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def run(boxes, scores, conf, iou, max_detections):
+        # TensorFlow's NMS reads (y0, x0, y1, x1); the IoU is the same whichever axis comes first.
+        result = tf.image.combined_non_max_suppression(
+            boxes[:, :, None, :], scores, max_output_size_per_class=max_detections,
+            max_total_size=max_detections, iou_threshold=iou, score_threshold=tf.maximum(conf, 0.0),
+            clip_boxes=False)
+        return result.nmsed_boxes, result.nmsed_scores, tf.cast(result.nmsed_classes, tf.int32), \
+            result.valid_detections
+
+    return run
+
+
 _nms_compiled = None
+_nms_lock = threading.Lock()

@@ -32,7 +32,7 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
         queries, relevant = [], []
         for query, targets in zip(split.inputs[start:start + batch_size], split.targets[start:start + batch_size]):
             known = catalogue.indices(query["history"]) > 0
-            wanted = catalogue.indices(targets)
+            wanted = catalogue.indices(np.atleast_1d(targets))  # a validation event holds one movie
             dropped += int(np.sum(~known) + np.sum(wanted == 0))
             if np.any(wanted):
                 queries.append({"user": query["user"], "history": np.asarray(query["history"])[known]})

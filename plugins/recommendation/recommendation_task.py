@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import Baseline, InvalidInputError, Option, Task
+from dlapps.plugin import Baseline, InvalidInputError, Option, Param, PerModel, Task
 
 #: What ``preprocess`` makes of a query: a user's recommendations, a movie's look-alikes, or the popular movies.
 USER, SIMILAR, POPULAR = 0, 1, 2
@@ -41,13 +41,20 @@ class Recommendation(Task):
         "patience": 2,
         "learning_rate": 1e-3,
     }
+    search_space = {  # dlapps tune recommendation
+        "learning_rate": Param(float, 3e-4, 1e-2, log=True),
+        "embedding_dim": Param(choices=(32, 64, 128)),
+        "history_length": Param(choices=(20, 50, 100)),
+        "temperature": Param(float, 0.03, 0.3, log=True),
+        "unknown_user_rate": Param(float, 0.1, 0.7),
+    }
 
     def __init__(self, config=None):
         super().__init__(config)
         #: What the model knows besides its weights (movies, users' histories, popularity): set by ``adapt``
         #: when training, by ``load_state`` when a saved model is loaded.
         self.knowledge = None
-        self._item_vectors = {}
+        self._item_vectors = PerModel()  # computed once per model, shared by the server's threads
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):
@@ -87,7 +94,7 @@ class Recommendation(Task):
         from dlapps_plugins.recommendation.knowledge import Knowledge
 
         self.knowledge = Knowledge.load(folder)
-        self._item_vectors = {}
+        self._item_vectors.clear()
 
     # -- model -------------------------------------------------------------
     def build_model(self, config):
@@ -111,6 +118,11 @@ class Recommendation(Task):
 
         return {"IdDropout": m.IdDropout, "HistoryPooling": m.HistoryPooling, "InBatchLogits": m.InBatchLogits,
                 "InBatchSoftmax": m.InBatchSoftmax}
+
+    def export_graph(self, model, options):
+        from dlapps_plugins.recommendation.recommendation_export import recommender_graph
+
+        return recommender_graph(model, self.item_vectors(model), self.config, options)
 
     def training_example(self, raw, target):
         knowledge = self.require_knowledge()
@@ -181,13 +193,14 @@ class Recommendation(Task):
 
     def item_vectors(self, model) -> np.ndarray:
         """Every movie's item-tower vector (row 0 is padding), computed once per model."""
-        if id(model) not in self._item_vectors:
+        def compute(model):
             tower = model.get_layer("item_tower")
             indices = np.arange(self.config["n_items"] + 1, dtype=np.int32)
             vectors = np.asarray(tower.predict({"item": indices}, batch_size=4096, verbose=0), np.float32)
             vectors[0] = 0.0
-            self._item_vectors = {id(model): vectors}
-        return self._item_vectors[id(model)]
+            return vectors
+
+        return self._item_vectors.get(model, compute)
 
     def forward(self, model, batch, options):
         k = options["k"]

@@ -80,7 +80,8 @@ def recommendation_ui(task, predictor) -> None:
     with gr.Tabs():
         with gr.Tab("For a user", id="recommendation-for-user"):
             with gr.Row():
-                user = gr.Dropdown(users, value=users[0] if users else None, label="User id (type to search; "
+                # No value chosen beforehand (typing would append to it): the examples below fill it.
+                user = gr.Dropdown(users, value=None, label="User id (type to search; "
                                    "an unknown id gets the cold-start list)", filterable=True,
                                    allow_custom_value=True, elem_id="recommendation-user")
                 k = gr.Slider(k_low, k_high, value=min(k_option.default, k_high), step=1, label="How many",
@@ -92,14 +93,21 @@ def recommendation_ui(task, predictor) -> None:
                                    elem_id="recommendation-results")
             history = gr.Dataframe(headers=["watched", "movie", "genres", "rating"], interactive=False,
                                    label="Recent history (newest first)", elem_id="recommendation-history")
+            if users:
+                gr.Examples([[u] for u in [str(e) for e in predictor.examples()] or users[:5]], inputs=[user],
+                            label="Examples: users of the held-out split")
             button.click(recommend, [user, k], [status, history, results], api_name="recommend")
+            user.select(recommend, [user, k], [status, history, results], api_name=False)
         with gr.Tab("Similar movies", id="recommendation-similar"):
             with gr.Row():
-                item = gr.Dropdown(movies, label="Movie (type to search)", filterable=True, allow_custom_value=True,
-                                   elem_id="recommendation-item")
+                item = gr.Dropdown(movies, value=None, label="Movie (type a title or an id to search)",
+                                   filterable=True, allow_custom_value=True, elem_id="recommendation-item")
                 similar_k = gr.Slider(k_low, k_high, value=min(k_option.default, k_high), step=1, label="How many")
                 similar_button = gr.Button("Find similar", variant="primary", elem_id="recommendation-similar-run")
             similar_title = gr.Markdown(elem_id="recommendation-similar-title")
             similar_results = gr.Dataframe(headers=SIMILAR_HEADERS, interactive=False, label="Similar movies",
                                            elem_id="recommendation-similar-results")
+            if movies:
+                gr.Examples([[value] for _, value in movies[:5]], inputs=[item], label="Examples: the most watched")
             similar_button.click(similar, [item, similar_k], [similar_title, similar_results], api_name="similar")
+            item.select(similar, [item, similar_k], [similar_title, similar_results], api_name=False)

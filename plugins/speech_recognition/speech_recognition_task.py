@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import AUDIO_SAMPLE_RATE, Baseline, InvalidInputError, Option, Pieces, Task, predict_on_batch, read_audio
+from dlapps.plugin import AUDIO_SAMPLE_RATE, Baseline, InvalidInputError, Option, Param, Pieces, Task, predict_on_batch, read_audio
 
 #: A recording whose peak stays below this (-60 dBFS) is silence.
 SILENCE_PEAK = 1e-3
@@ -13,8 +13,10 @@ SILENCE_PEAK = 1e-3
 class SpeechRecognition(Task):
     name = "speech-recognition"
     title = "Speech recognition"
-    description = ("Any recording in (WAV, FLAC, OGG; any rate), its transcript out: a CTC model over log-mels, "
-                   "greedy or beam-search decoding, word timings and the character alignment.")
+    description = ("A recording in (WAV, FLAC, OGG; any rate), its transcript out: a CTC model over log-mels, "
+                   "greedy or beam-search decoding, word timings and the character alignment. It transcribes only "
+                   "the words its model was trained on (the default model: 28 English words, the digits and 18 "
+                   "commands).")
     input_kind = "audio"
     output_kind = "text"
     training_seconds = 660  # the default model on 2 CPU cores (benchmarks/)
@@ -41,6 +43,13 @@ class SpeechRecognition(Task):
         "patience": 3,
         "learning_rate": 2e-3,
     }
+    search_space = {  # dlapps tune speech-recognition
+        "learning_rate": Param(float, 5e-4, 5e-3, log=True),
+        "conv_filters": Param(choices=(16, 32, 64)),
+        "rnn_units": Param(choices=(64, 128, 192)),
+        "rnn_layers": Param(int, 1, 3),
+        "dropout": Param(float, 0.0, 0.3),
+    }
 
     #: The Moonshine preprocessor (a ``MoonshineCodec``), state: set by ``load_preset`` or ``load_state``.
     codec = None
@@ -53,10 +62,13 @@ class SpeechRecognition(Task):
 
         folder = espeak_corpus.default_folder()
         dataset = speech_dataset(folder, ALPHABET, seed)
+        vocabulary = len(espeak_corpus.DIGITS) + len(espeak_corpus.COMMANDS)
         dataset.description = (
-            "espeak-ng speech, synthesized offline: digit strings and command words in 7 English accents and "
-            "about 100 voice variants at random speeds and pitches, with time shift, gain, noise and clipping; "
-            f"test voices are never heard in training ({dataset.description})")
+            f"only {vocabulary} English words, said by a speech synthesizer: the digits zero to nine and the commands "
+            f"{', '.join(espeak_corpus.COMMANDS)}, in strings of up to six words (espeak-ng, synthesized offline "
+            "in 7 English accents and about 100 voice variants at random speeds and pitches, with time shift, "
+            "gain, noise and clipping; test voices are never heard in training; any other word comes out as the "
+            f"nearest of these letters). {dataset.description}")
         return dataset
 
     def load_data(self, path, seed=0):
@@ -127,6 +139,22 @@ class SpeechRecognition(Task):
         from dlapps_plugins.speech_recognition import ctc_model
 
         return {"LogMelSpectrogram": ctc_model.LogMelSpectrogram, "ctc_loss": ctc_model.ctc_loss}
+
+    def export_graph(self, model, options):
+        """The acoustic network on raw 16 kHz audio (its log-mel features are inside it); CTC decoding is not."""
+        graph = super().export_graph(model, options)
+        if self.moonshine:
+            return graph
+        from dlapps_plugins.speech_recognition.ctc_model import ALPHABET
+
+        return graph.described(
+            inputs={"waveform": f"(batch, samples) float32 mono audio at {AUDIO_SAMPLE_RATE} Hz in -1..1, at most "
+                                f"{self.config['window_seconds']} s (shorter ones padded with zeros at the end)"},
+            outputs={name: f"(batch, frames, {len(ALPHABET) + 1}) the logits of each output frame: index 0 is the "
+                           f"CTC blank, then the characters {ALPHABET!r}" for name in graph.outputs},
+            inside="the log-mel spectrogram and the acoustic network",
+            outside="decoding audio files to 16 kHz mono, cutting recordings longer than a window into overlapping "
+                    "windows and stitching their transcripts, and CTC decoding (greedy, or beam search) to text")
 
     def training_example(self, raw, target):
         from dlapps_plugins.speech_recognition.ctc_decoding import encode
@@ -229,6 +257,15 @@ class SpeechRecognition(Task):
 
     def summarize(self, result):
         return result["text"] or "(no speech)"
+
+    def example_inputs(self, split, limit=8):
+        """Candidates from the test split, named by their transcript; only those the trained model transcribes
+        exactly are shipped (``example_is_right``), so the tab's examples show what the model does when it is
+        right, and its word error rate over the whole test split says how often that is."""
+        return [(split.inputs[i], str(split.target(i))) for i in range(min(len(split), 8 * limit))]
+
+    def example_is_right(self, result, name):
+        return result["text"] == name
 
     def evaluate(self, predictor, split):
         from dlapps_plugins.speech_recognition.ctc_model import ALPHABET

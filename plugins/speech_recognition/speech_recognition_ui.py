@@ -68,9 +68,10 @@ def speech_recognition_ui(task, predictor) -> None:
         characters = gr.Dataframe(headers=["character", "start (s)", "end (s)", "confidence"],
                                   label="CTC alignment: characters", interactive=False,
                                   elem_id="speech-recognition-characters")
-    examples = predictor.examples()
-    if examples:
-        gr.Examples(examples, inputs=audio)
     outputs = [text, spectrogram, words, characters]
+    examples = predictor.examples()
+    if examples:  # test recordings the model transcribes exactly (see SpeechRecognition.example_is_right)
+        gr.Examples(examples, inputs=audio, label="Examples (held-out voices; the file name is what was said)")
     button.click(transcribe, [audio, beam], outputs, api_name="transcribe")
-    audio.stop_recording(transcribe, [audio, beam], outputs)
+    # An uploaded file, a chosen example and a finished recording are transcribed at once.
+    audio.change(transcribe, [audio, beam], outputs, api_name=False)
