@@ -541,7 +541,8 @@ class Report:
         self.rows = []
 
     def bar(self, name, value, op, target, detail):
-        ok = value >= target if op == ">=" else value <= target
+        value = float(value)  # numpy scalars too: the rows are written as JSON
+        ok = bool(value >= target if op == ">=" else value <= target)
         self.rows.append({"bar": name, "value": value, "target": f"{op} {target}", "pass": ok, "detail": detail})
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}  (bar: {op} {target})", flush=True)
 
