@@ -50,3 +50,10 @@ class SearchError(DlappsError, ValueError):
 
 class ExportError(DlappsError):
     """A model that cannot be exported in the format asked for, or an export extra that is not installed."""
+
+
+def last_line(message) -> str:
+    """The last non-blank line of an error's text (stripped), "" for none: where a long traceback or a
+    remote error says what went wrong."""
+    lines = [line.strip() for line in str(message or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""

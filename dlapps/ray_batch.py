@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlapps.batch import BatchRun, BatchSummary
-from dlapps.errors import DlappsError
+from dlapps.errors import DlappsError, last_line
 from dlapps.inference import Predictor, preprocess_each
 
 #: CPUs each preprocessing task reserves. Half a CPU: decoding mostly waits on files and on C libraries that
@@ -106,7 +106,7 @@ def run_batch_on_ray(predictor, items: list[tuple[str, Any]], output=None, batch
                 for row in dataset.iter_rows():
                     run.record(str(row["input"]), _loads(row["result"]))
             except ray.exceptions.RayError as exc:
-                raise DlappsError(f"the Ray run failed: {_short(exc)}") from exc
+                raise DlappsError(f"the Ray run failed: {last_line(exc) or type(exc).__name__}") from exc
     return run.summary
 
 
@@ -221,8 +221,3 @@ def _loads(data) -> Any:
     from ray import cloudpickle
 
     return cloudpickle.loads(data)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from dlapps import store
 from dlapps.api import task_class
-from dlapps.errors import SearchError
+from dlapps.errors import SearchError, last_line
 from dlapps.options import Param, check_space, parse_param
 from dlapps.training import TRAINING_DEFAULTS, fit, fit_settings, read_dataset
 
@@ -445,7 +445,7 @@ def _keras_tuner_search(runner: TrialRunner, space: dict, goal: Objective, algor
             result = read_result(folder, trial.trial_id) if row["status"] == "COMPLETED" else None
             remaining = max(0, trials - sum(r["status"] in ("COMPLETED", "FAILED") for r in rows))
             progress.trial_done(row["trial"], row["values"], result, best_trial(rows, goal), remaining,
-                                _last_line(trial.message))
+                                last_line(trial.message))
 
     class _Fatal(keras_tuner.errors.FatalError):
         pass
@@ -475,7 +475,7 @@ def _keras_tuner_search(runner: TrialRunner, space: dict, goal: Objective, algor
     except _Fatal as exc:
         raise SearchError(str(exc)) from None
     except keras_tuner.errors.FatalError as exc:
-        raise SearchError(f"the search stopped: {_last_line(str(exc))}; the failed trials' errors are in "
+        raise SearchError(f"the search stopped: {last_line(str(exc))}; the failed trials' errors are in "
                           f"{folder / 'keras_tuner'}/trial_*/trial.json") from None
     return _keras_tuner_rows(tuner.oracle, space, folder)
 
@@ -503,13 +503,8 @@ def _keras_tuner_rows(oracle, space: dict, folder: Path) -> list:
         status = str(trial.status)
         result = read_result(folder, trial_id) if status == "COMPLETED" else None
         rows.append(_row(number, trial_id, status, decode_values(space, trial.hyperparameters.values), result,
-                         _last_line(trial.message) if status != "COMPLETED" else ""))
+                         last_line(trial.message) if status != "COMPLETED" else ""))
     return rows
-
-
-def _last_line(message) -> str:
-    lines = [line.strip() for line in str(message or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 # -- Ray Tune: trials in parallel on a Ray cluster -----------------------------------------------
@@ -519,7 +514,6 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
     Ray cluster that ``RAY_ADDRESS`` names (else a local one); its experiment lives in ``folder/ray`` (a rerun
     resumes it). Random search is Ray Tune's own; Bayesian search is Optuna's (TPE). Returns the table's rows."""
     try:
-        import ray
         from ray import tune as ray_tune
     except ImportError:
         raise SearchError('dlapps tune --engine ray needs Ray: pip install -e ".[ray]"') from None
@@ -588,7 +582,7 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
         done = result.error is None and "score" in (result.metrics or {})
         rows.append(_row(number, trial_id, "COMPLETED" if done else "FAILED",
                          decode_values(space, result.config or {}), read_result(folder, trial_id) if done else None,
-                         "" if done else _last_line(result.error)))
+                         "" if done else last_line(result.error)))
     return rows
 
 
