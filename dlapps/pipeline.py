@@ -27,18 +27,14 @@ def make_tf_dataset(task, split, batch_size: int, training: bool = False, seed: 
 
     first = task.training_example(split.inputs[0], split.target(0))
     if _streams(first, split):
-        ds = _streaming_examples(task, split, first)
-        if training:
-            ds = ds.shuffle(min(len(split), 10_000), seed=seed, reshuffle_each_iteration=True)
+        ds = _streaming_examples(task, split, first, _shuffled_indices(len(split), seed) if training else None)
         return _augmented(task, ds, training).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     examples = prepare_examples(task, split)
     structure = examples[0]
     columns = [list(c) for c in zip(*(tf.nest.flatten(example) for example in examples))]
     varying = [k for k, column in enumerate(columns) if len({np.shape(x) for x in column}) > 1]
     rows = [_ConcatenatedRows(column) for column in columns]
-    ds = tf.data.Dataset.range(len(examples))
-    if training:
-        ds = ds.shuffle(min(len(examples), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = _shuffled_indices(len(examples), seed) if training else tf.data.Dataset.range(len(examples))
     ds = ds.map(lambda i: tf.nest.pack_sequence_as(structure, [r.row(i) for r in rows]),
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = _augmented(task, ds, training)
@@ -59,8 +55,18 @@ def _streams(first, split) -> bool:
         and first[0].nbytes * len(split) > IN_MEMORY_BYTES
 
 
-def _streaming_examples(task, split, first):
-    """Examples made on the fly by ``task.training_example`` (input and target both), in parallel."""
+def _shuffled_indices(count: int, seed: int):
+    """0 .. count - 1 in a new random order each epoch: a full shuffle (its buffer holds every index, which
+    costs a few bytes each), so that data stored in order (one source after another) is mixed across the
+    whole split, not only within a window of it."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+
+
+def _streaming_examples(task, split, first, indices=None):
+    """Examples made on the fly by ``task.training_example`` (input and target both), in parallel, in the
+    order of ``indices`` (a dataset of example indices; default: the split's order)."""
     import tensorflow as tf
 
     x0, y0 = (np.asarray(part) for part in first)
@@ -73,7 +79,8 @@ def _streaming_examples(task, split, first):
         x, y = tf.numpy_function(load, [i], (tf.as_dtype(x0.dtype), tf.as_dtype(y0.dtype)))
         return tf.ensure_shape(x, x0.shape), tf.ensure_shape(y, y0.shape)
 
-    return tf.data.Dataset.range(len(split)).map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+    indices = tf.data.Dataset.range(len(split)) if indices is None else indices
+    return indices.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _augmented(task, ds, training: bool):

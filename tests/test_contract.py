@@ -145,6 +145,23 @@ def test_augmentation_is_drawn_anew_each_epoch_and_only_in_training():
     assert plain[:, 0].tolist() == [1, 2, 3, 4]
 
 
+def test_training_order_mixes_the_whole_split_each_epoch():
+    """Data stored in order (one program's sentences after another's, generated pairs last) is shuffled across
+    the whole split, so a first batch, or an epoch of part of a pass, draws from all of it."""
+    class Ordered(dlapps.plugin.Task):
+        name = "toy-ordered"
+        input_kind = "id"
+
+        def preprocess(self, raw, options):
+            return np.array([float(raw)], np.float32), None
+
+    split = dlapps.plugin.Split(list(range(30_000)), [np.float32(0)] * 30_000)
+    training = Ordered().make_dataset(split, training=True, batch_size=3_000)
+    first, again = (next(iter(training))[0].numpy()[:, 0] for _ in range(2))
+    assert first.min() < 10_000 and first.max() >= 20_000, "the first batch draws from the whole split"
+    assert sorted(first) != sorted(again), "a new order each epoch"
+
+
 def test_a_model_with_its_own_train_step_trains_on_unlabelled_data_and_resumes(tmp_path, capsys):
     from test_training import CrashAfterEpoch
 
