@@ -59,9 +59,11 @@ class Seq2SeqDecoder:
             self._whole = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
     def decode(self, encoder_ids, encoder_mask, prefix: list[int], eos_id: int, pad_id: int,
-               beam_size: int = 4, max_steps: int = 64, attention: bool = False, row_steps=None) -> Decoded:
+               beam_size: int = 4, max_steps: int = 64, attention: bool = False, row_steps=None,
+               copy_once=()) -> Decoded:
         """``row_steps`` (one per sentence, at most ``max_steps``): each sentence's own step limit, so that its
-        result does not depend on the other sentences of the batch."""
+        result does not depend on the other sentences of the batch. ``copy_once``: token ids (placeholder
+        sentinels) each output must hold exactly as many times as its source does (see ``beam_search``)."""
         encoder_ids = np.asarray(encoder_ids, dtype="int32")
         encoder_mask = np.asarray(encoder_mask, dtype="int32")
         batch = len(encoder_ids)
@@ -75,7 +77,9 @@ class Seq2SeqDecoder:
                           "decoder_token_ids": tokens, "decoder_padding_mask": np.ones_like(tokens)}
                 return np.asarray(self._whole(inputs)[:, -1, :])
 
-        ids, scores = beam_search(next_logits, batch, prefix, eos_id, pad_id, beam_size, max_steps, row_steps)
+        required = copy_counts(encoder_ids, copy_once) if len(copy_once) else None
+        ids, scores = beam_search(next_logits, batch, prefix, eos_id, pad_id, beam_size, max_steps, row_steps,
+                                  copy_once, required)
         weights = self._attention(encoder_ids, encoder_mask, prefix, ids) if attention and self.decoder else None
         return Decoded(ids, scores, weights)
 
@@ -106,11 +110,23 @@ class Seq2SeqDecoder:
         return weights[:, len(prefix) - 1: len(prefix) - 1 + ids.shape[1], :]
 
 
+def copy_counts(source_ids, copy_once) -> np.ndarray:
+    """[sentence, i]: how many times ``copy_once[i]`` occurs in each sentence's source ids."""
+    source_ids = np.asarray(source_ids)
+    return np.stack([(source_ids == token).sum(axis=1) for token in copy_once], axis=1).astype("int32")
+
+
 def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id: int,
-                beam_size: int, max_steps: int, row_steps=None) -> tuple[np.ndarray, np.ndarray]:
+                beam_size: int, max_steps: int, row_steps=None, copy_once=(), required=None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The best hypothesis per sentence: (ids [batch, steps], its end token and then ``pad_id`` after it,
     scores [batch]).
     A sentence stops at its ``row_steps`` entry, as if decoded alone with that limit.
+
+    Constrained decoding of placeholders: ``copy_once`` lists token ids and ``required [batch, len(copy_once)]``
+    how many of each a sentence's output must hold. A hypothesis may not write one more often than required,
+    nor end before it has written them all, and near its step limit it may write only those it still owes,
+    so every placeholder of the source comes out exactly once (when the limit has room for them all).
 
     ``next_logits(tokens [batch * beam, t], parents) -> [batch * beam, vocab]`` scores the next
     token; ``parents`` says which row of the previous call each row continues (None at first).
@@ -124,12 +140,27 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
     rows = np.arange(batch)[:, None]
     parents = None
     row_steps = np.full(batch, max_steps) if row_steps is None else np.asarray(row_steps)
+    copy_once = np.asarray(copy_once, dtype="int64")
+    # Also when no sentence of the batch has placeholders: one decoded alone must come out the same.
+    constrained = required is not None and len(copy_once) > 0
+    written = np.zeros((batch, k, len(copy_once)), dtype="int32")
     for step in range(max_steps):
         finished = finished | (step >= row_steps)[:, None]
         if finished.all():
             break
         log_probs = _log_softmax(next_logits(tokens, parents)).reshape(batch, k, -1)
         vocab = log_probs.shape[-1]
+        if constrained:
+            owed = required[:, None, :] - written  # [batch, k, copy tokens]
+            log_probs[:, :, copy_once] = np.where(owed > 0, log_probs[:, :, copy_once], -np.inf)
+            log_probs[:, :, eos_id] = np.where((owed > 0).any(axis=2), -np.inf, log_probs[:, :, eos_id])
+            # Near the step limit, only what is still owed (leaving a step for the end token).
+            still_owed = owed.sum(axis=2)
+            due = (still_owed > 0) & (still_owed >= (row_steps - step - 1)[:, None])
+            if due.any():
+                kept = log_probs[:, :, copy_once]
+                log_probs[due] = -np.inf
+                log_probs[:, :, copy_once] = np.where(due[:, :, None], kept, log_probs[:, :, copy_once])
         log_probs[finished] = -np.inf
         log_probs[finished, pad_id] = 0.0  # a finished hypothesis only pads, at no cost
         total = (scores[:, :, None] + log_probs).reshape(batch, k * vocab)
@@ -139,6 +170,8 @@ def beam_search(next_logits, batch: int, prefix: list[int], eos_id: int, pad_id:
         tokens = np.concatenate([tokens.reshape(batch, k, -1)[rows, beam], token[:, :, None]], axis=2)
         tokens = tokens.reshape(batch * k, -1)
         was_finished = finished[rows, beam]
+        if constrained:
+            written = written[rows, beam] + (token[:, :, None] == copy_once)
         lengths = lengths[rows, beam] + ~was_finished
         finished = was_finished | (token == eos_id)
         scores = total[rows, best]

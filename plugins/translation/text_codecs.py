@@ -35,6 +35,10 @@ class SubwordCodec:
         self.pad_id, self.unk_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(UNK)
         self.bos_id, self.eos_id = tokenizer.token_to_id(BOS), tokenizer.token_to_id(EOS)
         self.decoder_prefix = [self.bos_id]
+        from dlapps_plugins.translation.placeholders import SENTINEL_TOKENS
+
+        #: The placeholder sentinels' ids: constrained decoding writes each one the source has exactly once.
+        self.copy_once_ids = [i for i in map(tokenizer.token_to_id, SENTINEL_TOKENS) if i is not None]
 
     @classmethod
     def train(cls, texts, vocab_size: int, source_length: int, target_length: int) -> "SubwordCodec":
@@ -110,6 +114,7 @@ class KerasHubCodec:
     def __init__(self, preprocessor, source_length: int, target_length: int, backbone_config: dict):
         self.preprocessor = preprocessor
         self.backbone_config = backbone_config  # KerasHub finds the preprocessor's class through it
+        self.copy_once_ids = []  # a preset's tokenizer has no placeholder sentinels
         preprocessor.encoder_sequence_length = source_length
         preprocessor.decoder_sequence_length = target_length
         self.source_length, self.target_length = source_length, target_length
