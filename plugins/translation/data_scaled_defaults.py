@@ -69,14 +69,75 @@ def plan(config: dict, pairs: int, batch_size: int, epochs: int) -> list[str]:
     return reasons
 
 
-def learning_rate_schedule(config: dict, steps_per_epoch: int, epochs: int):
-    """Linear warm-up to ``learning_rate`` over ``warmup_steps``, then cosine decay to a twentieth of it."""
+def planned_steps(config: dict) -> int:
+    """Optimizer steps the plan makes: ``epochs`` epochs of ``passes_per_epoch`` passes over the pairs."""
+    batches = math.ceil(config["train_pairs"] / config["batch_size"])
+    return max(1, math.ceil(config["passes_per_epoch"] * batches) * config["epochs"])
+
+
+def warmup_cosine(config: dict):
+    """The learning-rate schedule of ``config``: a ``WarmupCosine`` over the planned steps."""
+    return WarmupCosine(config["learning_rate"], config["warmup_steps"], planned_steps(config))
+
+
+def _schedule_base():
     import keras
 
-    total = max(config["warmup_steps"] + 1, steps_per_epoch * epochs)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=total - config["warmup_steps"], alpha=0.05,
-        warmup_target=config["learning_rate"], warmup_steps=config["warmup_steps"])
+    return keras.optimizers.schedules.LearningRateSchedule
+
+
+class WarmupCosine(_schedule_base()):
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps`` (as Keras' CosineDecay warms up), then cosine
+    decay to ``peak / 20``, following whichever runs out first: the ``total_steps`` planned, or the clock.
+
+    ``clock`` (a variable, 0 to 1) is the share of the training time left after warm-up that has passed;
+    ``FollowTheClock`` sets it before each step when training has a time limit. Without it (no limit, or
+    multi-worker training, which runs no callbacks) the decay follows the steps alone. A run that the time
+    limit stops has therefore still annealed, instead of stopping at a high rate half-way down the curve."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int, floor_share: float = 0.05):
+        import keras
+
+        self.peak, self.warmup_steps, self.total_steps = float(peak), max(1, int(warmup_steps)), int(total_steps)
+        self.floor_share = float(floor_share)
+        self.clock = keras.Variable(0.0, dtype="float32", trainable=False, name="learning_rate_clock")
+
+    def __call__(self, step):
+        from keras import ops
+
+        step = ops.cast(step, "float32")
+        warm = self.peak * step / self.warmup_steps
+        by_steps = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        done = ops.clip(ops.maximum(by_steps, self.clock), 0.0, 1.0)
+        floor = self.floor_share * self.peak
+        decayed = floor + (self.peak - floor) * 0.5 * (1.0 + ops.cos(math.pi * done))
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                "floor_share": self.floor_share}
+
+
+def FollowTheClock(schedule: WarmupCosine, seconds: float):
+    """A Keras callback that sets ``schedule.clock`` before each step: the share of ``seconds`` (the time
+    limit) left after warm-up that has passed."""
+    import time
+
+    import keras
+
+    class _FollowTheClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started, self.warm_at = time.monotonic(), None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.warm_at is None:
+                if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) < schedule.warmup_steps:
+                    return
+                self.warm_at = time.monotonic() - self.started
+            now = time.monotonic() - self.started
+            schedule.clock.assign(min(1.0, (now - self.warm_at) / max(1.0, seconds - self.warm_at)))
+
+    return _FollowTheClock()
 
 
 def TimeLimit(seconds: float):

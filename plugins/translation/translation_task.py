@@ -57,7 +57,7 @@ class Translation(Task):
         "warmup_steps": 0,
         "epochs": 8,
         "batch_size": 64,
-        "max_training_seconds": 1000,  # training stops there (the best epoch so far is kept); 0: no limit
+        "max_training_seconds": 900,   # training stops there (the best epoch so far is kept); 0: no limit
         "patience": 3,
         "learning_rate": 1e-3,     # the peak, after warm-up; cosine decay follows
     }
@@ -78,6 +78,8 @@ class Translation(Task):
         self.source_words = {}
         #: Beam-search decoders (compiled step functions) by model, built on first use, thread-safe (not state).
         self._decoders_by_model = PerModel()
+        #: The learning-rate schedule ``compile_model`` gave the optimizer (its clock follows the time limit).
+        self._schedule = None
 
     # -- data --------------------------------------------------------------
     def default_data(self, seed=0):
@@ -185,11 +187,9 @@ class Translation(Task):
 
         learning_rate = self.config["learning_rate"]
         if self.config.get("passes_per_epoch") and self.config["model"] == "transformer":
-            from dlapps_plugins.translation.data_scaled_defaults import learning_rate_schedule
+            from dlapps_plugins.translation.data_scaled_defaults import warmup_cosine
 
-            steps = math.ceil(self.config["passes_per_epoch"] * math.ceil(self.config["train_pairs"] /
-                                                                           self.config["batch_size"]))
-            learning_rate = learning_rate_schedule(self.config, steps, self.config["epochs"])
+            learning_rate = self._schedule = warmup_cosine(self.config)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=SmoothedSparseCrossEntropy(self.config["label_smoothing"]),
@@ -199,7 +199,7 @@ class Translation(Task):
 
     def make_dataset(self, split, training, batch_size, seed=0):
         """The core's length-bucketed pipeline; for training, an epoch is ``passes_per_epoch`` passes over
-        the pairs (a fraction: part of a pass, the next epoch going on from there)."""
+        the pairs (a fraction: that share of the pairs, drawn anew from the whole shuffled split each epoch)."""
         dataset = super().make_dataset(split, training, batch_size, seed)
         passes = self.config.get("passes_per_epoch") or 1
         if not training or passes == 1:
@@ -212,13 +212,16 @@ class Translation(Task):
     def callbacks(self, defaults, run_dir):
         import keras
 
-        from dlapps_plugins.translation.data_scaled_defaults import TimeLimit
+        from dlapps_plugins.translation.data_scaled_defaults import FollowTheClock, TimeLimit
 
-        # The learning rate follows the warm-up + cosine schedule: halving it on a plateau would fight it.
-        if self.config.get("passes_per_epoch"):
+        seconds = self.config.get("max_training_seconds") or 0
+        if self._schedule is not None:
+            # The learning rate follows the warm-up + cosine schedule: halving it on a plateau would fight it.
             defaults = [c for c in defaults if not isinstance(c, keras.callbacks.ReduceLROnPlateau)]
-        if self.config.get("max_training_seconds"):
-            defaults = [TimeLimit(self.config["max_training_seconds"]), *defaults]
+            if seconds:
+                defaults = [FollowTheClock(self._schedule, seconds), *defaults]
+        if seconds:
+            defaults = [TimeLimit(seconds), *defaults]
         return defaults
 
     def custom_objects(self):
@@ -226,7 +229,9 @@ class Translation(Task):
 
         from dlapps_plugins.translation import transformer_translator
 
-        return {"EncoderBlock": transformer_translator.EncoderBlock,
+        from dlapps_plugins.translation.data_scaled_defaults import WarmupCosine
+
+        return {"WarmupCosine": WarmupCosine, "EncoderBlock": transformer_translator.EncoderBlock,
                 "DecoderBlock": transformer_translator.DecoderBlock,
                 "SmoothedSparseCrossEntropy": transformer_translator.SmoothedSparseCrossEntropy}
 
@@ -335,7 +340,8 @@ class Translation(Task):
         row_steps = np.minimum(np.broadcast_to(wanted, (len(mask),)), limit - len(codec.decoder_prefix))
         decoded = decoder.decode(batch["encoder_token_ids"], mask, codec.decoder_prefix, codec.eos_id,
                                  codec.pad_id, options["beam_size"], int(row_steps.max()),
-                                 attention=options["attention"], row_steps=row_steps)
+                                 attention=options["attention"], row_steps=row_steps,
+                                 copy_once=codec.copy_once_ids)
         out = {"output_ids": decoded.ids, "score": decoded.scores}
         if decoded.attention is not None:
             out["attention"] = decoded.attention
