@@ -43,6 +43,28 @@ def _shown(page, task: str, translation_model) -> None:
         assert page.locator("#image-generation-gallery img").count() > 0
 
 
+def _video_tab(page, shots: Path) -> None:
+    """Object detection's video sub-tab: its example clip runs and comes back playable, with boxes drawn."""
+    page.get_by_role("tab", name="Object detection").click()
+    page.get_by_role("tab", name="Video", exact=True).click()
+    page.locator("#object-detection-video-tab .gallery-item:visible, "
+                 "#object-detection-video-tab tr.tr-body:visible").first.click()
+    page.locator("#object-detection-video-run").click()
+    page.wait_for_function("() => (document.querySelector('#object-detection-video-status') || {}).innerText"
+                           "?.includes('frame(s) read')", timeout=120_000)
+    try:
+        video = page.locator("#object-detection-video-output video")
+        video.wait_for(timeout=30_000)
+        assert video.get_attribute("src"), "the annotated video is on the page"
+        playable = page.evaluate("() => { const v = document.querySelector('#object-detection-video-output video');"
+                                 " return v.canPlayType('video/webm; codecs=\"vp8\"'); }")
+        assert playable in ("probably", "maybe"), "the browser plays the WebM the tab returns"
+    finally:
+        page.screenshot(path=str(shots / "object-detection-video.png"), full_page=True)
+    errors = page.locator(".toast-body.error, .toast-wrap .error")
+    assert errors.count() == 0, f"Object detection video: {errors.first.inner_text()}"
+
+
 @pytest.fixture(scope="module")
 def every_tab(digits_model, translation_model, recommendation_model, speech_model, detection_model,
               generation_model):
@@ -86,5 +108,6 @@ def test_every_tab_runs_its_first_example_without_an_error(every_tab, speech_cor
                 errors = page.locator(".toast-body.error, .toast-wrap .error")
                 assert errors.count() == 0, f"{title}: {errors.first.inner_text()}"
                 assert (shots / f"{task}.png").stat().st_size > 10_000
+            _video_tab(page, shots)
         finally:
             browser.close()

@@ -13,7 +13,7 @@ from gradio_client import handle_file
 import dlapps
 from conftest import TINY_DETECTION_CONFIG, write_coco_folder, write_image
 from dlapps.errors import DataError, InvalidInputError, PresetError
-from dlapps.testing import run_task_test
+from dlapps.testing import gradio_client, run_task_test
 from dlapps_plugins.object_detection import ObjectDetection
 from dlapps_plugins.object_detection.detection_data import detection_dataset
 from dlapps_plugins.object_detection.generated_scenes import CLASSES, draw_scene, write_scenes
@@ -280,6 +280,17 @@ def test_cli_coco_results_load_in_pycocotools_and_bad_rows(detection_model, dete
     assert set(metrics["per_class"]) == set(CLASSES) and metrics["images"] == 24
 
 
+def _write_clip(path: Path, frames: int = 10) -> Path:
+    """A 160 x 120 MP4 of ``frames`` generated scenes at 10 frames a second."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for i in range(frames):
+        writer.write(np.ascontiguousarray(_scene(i, (120, 160))[..., ::-1]))
+    writer.release()
+    return path
+
+
 def test_video_input(detection_model, tmp_path):
     import cv2
 
@@ -287,11 +298,7 @@ def test_video_input(detection_model, tmp_path):
 
     folder = tmp_path / "clips"
     folder.mkdir()
-    video = folder / "clip.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
-    for i in range(10):
-        writer.write(np.ascontiguousarray(_scene(i, (120, 160))[..., ::-1]))
-    writer.release()
+    video = _write_clip(folder / "clip.mp4")
     write_image(folder / "still.png", _scene(3))
     result = detection_model.predict(str(video), conf=0.0, max_detections=10)
     assert (result["width"], result["height"], result["frame_count"]) == (160, 120, 10)
@@ -319,6 +326,45 @@ def test_video_input(detection_model, tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(InvalidInputError, match="that OpenCV can decode"):
         detection_model.predict(str(bad))
+
+
+def test_video_tab_through_the_gradio_client(detection_model, tmp_path):
+    import cv2
+
+    from dlapps.ui import task_blocks
+
+    video = _write_clip(tmp_path / "clip.mp4")
+    iou = detection_model.task.predict_options["iou"].default
+    expected = detection_model.predict(str(video), conf=0.0, iou=iou, max_detections=10, frame_step=2, draw=False)
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    with gradio_client(task_blocks("object-detection", detection_model)) as client:
+        shown, table, status = client.predict(handle_file(str(video)), 0.0, iou, 10, [], 2,
+                                              api_name="/detect_video")
+        _, empty, nothing = client.predict(handle_file(str(video)), 1.0, iou, 10, [], 1,
+                                           api_name="/detect_video")
+        with pytest.raises(Exception, match="OpenCV can decode"):
+            client.predict(handle_file(str(bad)), 0.0, iou, 10, [], 1, api_name="/detect_video")
+    rows = [[f["frame"], f["time"], d["label"], d["score"], *d["box"]] for f in expected["frames"]
+            for d in f["detections"]]
+    assert rows and table["data"] == rows, "the table is the batched prediction's, frame by frame"
+    assert status.startswith("5 frame(s) read (one in 2 of 10)") and f"{len(rows)} detection(s)" in status
+    assert empty["data"] == [] and "nothing found" in nothing
+    path = shown["video"] if isinstance(shown, dict) else shown
+    assert str(path).endswith(".webm"), "WebM (VP8) plays in the browser; OpenCV's MP4 (mp4v) does not"
+    capture = cv2.VideoCapture(str(path))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) in (10, 0) and capture.read()[0], "a readable video"
+    frames = 1
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 10, "every frame of the video is shown, with the last detections drawn on skipped ones"
+    # The tab's example video: a pan across held-out images, which the detector reads as any other video.
+    from dlapps_plugins.object_detection.detection_images import example_video
+
+    clip = example_video([_scene(1), _scene(2)], tmp_path / "pan.webm", frames_each=4)
+    panned = detection_model.predict(str(clip), conf=0.0, draw=False)
+    assert len(panned["frames"]) == 8 and (panned["width"], panned["height"]) == (160, 160)
 
 
 def test_ui_refilters_without_running_the_model_again(detection_model, monkeypatch):

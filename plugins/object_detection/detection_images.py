@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.plugin import FILE_KINDS, InvalidInputError
+from dlapps.plugin import FILE_KINDS, InvalidInputError, read_image
 
 #: The grey that fills a letterboxed image's margin (the one YOLO-style detectors use).
 PAD_VALUE = 114
@@ -119,13 +119,20 @@ def video_frames(path, step: int = 1):
         capture.release()
 
 
-def annotated_video(path, frames: list, labels: list[str], fps: float) -> bytes:
+#: Containers ``annotated_video`` writes, with OpenCV's codec for each: MP4 (MPEG-4 part 2) plays in
+#: video players; WebM (VP8) also plays in browsers, where OpenCV's wheels cannot write H.264.
+VIDEO_CODECS = {".mp4": "mp4v", ".webm": "VP80"}
+
+
+def annotated_video(path, frames: list, labels: list[str], fps: float, container: str = ".mp4") -> bytes:
     """The video at ``path`` with the detections of ``frames`` (the record's per-frame list) drawn on it,
-    as MP4 bytes. A frame that was not read (``frame_step``) shows the last detections before it."""
+    as ``container`` bytes (a key of ``VIDEO_CODECS``). A frame that was not read (``frame_step``) shows
+    the last detections before it."""
     import cv2
 
     by_index = {f["frame"]: f["detections"] for f in frames}
-    handle, tmp = tempfile.mkstemp(suffix=".mp4")
+    codec = VIDEO_CODECS[container]
+    handle, tmp = tempfile.mkstemp(suffix=container)
     os.close(handle)
     writer = None
     try:
@@ -134,9 +141,9 @@ def annotated_video(path, frames: list, labels: list[str], fps: float) -> bytes:
             shown = by_index.get(index, shown)
             drawn = draw_detections(frame, shown, 1.0, labels)[..., ::-1]
             if writer is None:
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (drawn.shape[1], drawn.shape[0]))
+                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), fps, (drawn.shape[1], drawn.shape[0]))
                 if not writer.isOpened():
-                    raise OSError("OpenCV cannot write MP4 video here (no mp4v encoder)")
+                    raise OSError(f"OpenCV cannot write {container} video here (no {codec} encoder)")
             writer.write(np.ascontiguousarray(drawn))
         if writer is not None:
             writer.release()
@@ -146,3 +153,21 @@ def annotated_video(path, frames: list, labels: list[str], fps: float) -> bytes:
         if writer is not None:
             writer.release()
         Path(tmp).unlink(missing_ok=True)
+
+
+def example_video(images: list, path, fps: float = 8.0, frames_each: int = 8, size: int = 160) -> Path:
+    """A short WebM clip that pans slowly across each of ``images`` (paths or arrays) in turn: an example for
+    the video tab, made from the held-out test images the model was saved with."""
+    import cv2
+
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[".webm"]), fps, (size, size))
+    try:
+        for image in images:
+            rgb = cv2.resize(np.asarray(read_image(image)), (size + frames_each * 2, size + frames_each * 2))
+            for shift in range(frames_each):
+                frame = rgb[shift * 2: shift * 2 + size, shift * 2: shift * 2 + size]
+                writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    finally:
+        writer.release()
+    return path

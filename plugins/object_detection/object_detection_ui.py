@@ -1,7 +1,9 @@
-"""The object-detection tab: an image in, its boxes drawn over it and a table of detections out.
+"""The object-detection tab: an image (or a video) in, its boxes drawn over it and a table of detections out.
 
 The model runs once per image: its candidate boxes are kept, and moving the confidence, IoU or
 max-detections slider (or the class filter) only repeats the non-maximum suppression on them.
+A video runs through the same batched prediction as ``dlapps predict`` (every n-th frame); the
+boxes come back drawn on the video, as WebM so that the browser plays it.
 """
 
 from __future__ import annotations
@@ -12,32 +14,58 @@ import numpy as np
 def build_ui(task, predictor) -> None:
     import gradio as gr
 
-    from dlapps.plugin import model_summary, option_control, raise_for_ui
+    from dlapps.plugin import FILE_KINDS, model_summary, option_control, raise_for_ui
 
     labels = task.labels()
     options = task.predict_options
+    examples = predictor.examples()
     gr.Markdown(model_summary(predictor))
     gr.Markdown(_what_it_knows(task, predictor))
     with gr.Row():
-        with gr.Column():
-            image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"], height=320,
-                             elem_id="object-detection-input")
+        with gr.Column(scale=1):
             conf = option_control("conf", options["conf"], task.config, label="Confidence (lowest score shown)",
                                   elem_id="object-detection-conf")
             iou = option_control("iou", options["iou"], task.config, label="IoU (non-maximum suppression)",
                                  elem_id="object-detection-iou")
             max_detections = option_control("max_detections", options["max_detections"], task.config,
-                                             label="Max detections", elem_id="object-detection-max-detections")
+                                             label="Max detections (per image or frame)",
+                                             elem_id="object-detection-max-detections")
             classes = gr.CheckboxGroup(labels, value=[], label="Only these classes (none ticked: every class)",
                                        elem_id="object-detection-classes")
-            button = gr.Button("Detect", variant="primary", elem_id="object-detection-run")
-        with gr.Column():
-            annotated = gr.AnnotatedImage(label="Detections", color_map=_color_map(labels),
-                                          elem_id="object-detection-output")
-            status = gr.Markdown(elem_id="object-detection-status")
-            table = gr.Dataframe(headers=["label", "score", "x_min", "y_min", "x_max", "y_max"],
-                                 label="Detections (pixels of the original image)", interactive=False,
-                                 elem_id="object-detection-table")
+        with gr.Column(scale=3), gr.Tabs():
+            with gr.Tab("Image", elem_id="object-detection-image-tab"), gr.Row():
+                with gr.Column():
+                    image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"],
+                                     height=320, elem_id="object-detection-input")
+                    button = gr.Button("Detect", variant="primary", elem_id="object-detection-run")
+                    if examples:
+                        gr.Examples(examples, inputs=image, label="Examples (held-out test images)")
+                with gr.Column():
+                    annotated = gr.AnnotatedImage(label="Detections", color_map=_color_map(labels),
+                                                  elem_id="object-detection-output")
+                    status = gr.Markdown(elem_id="object-detection-status")
+                    table = gr.Dataframe(headers=["label", "score", "x_min", "y_min", "x_max", "y_max"],
+                                         label="Detections (pixels of the original image)", interactive=False,
+                                         elem_id="object-detection-table")
+            with gr.Tab("Video", elem_id="object-detection-video-tab"), gr.Row():
+                with gr.Column():
+                    video = gr.Video(label=f"Video ({', '.join(FILE_KINDS['video'])})", sources=["upload"],
+                                     height=320, elem_id="object-detection-video-input")
+                    frame_step = option_control("frame_step", options["frame_step"], task.config,
+                                                label="Detect on every n-th frame",
+                                                elem_id="object-detection-frame-step")
+                    video_button = gr.Button("Detect in video", variant="primary",
+                                             elem_id="object-detection-video-run")
+                    if examples:
+                        gr.Examples([[str(_example_clip(examples))]], inputs=video,
+                                    label="Example video (a pan across held-out test images)")
+                with gr.Column():
+                    video_out = gr.Video(label="Detections drawn on the video", interactive=False,
+                                         elem_id="object-detection-video-output")
+                    video_status = gr.Markdown(elem_id="object-detection-video-status")
+                    video_table = gr.Dataframe(headers=list(VIDEO_COLUMNS), interactive=False,
+                                               label="Detections per frame (pixels of the video)",
+                                               elem_id="object-detection-video-table")
     candidates = gr.State(None)
 
     def detect(picture, conf_value, iou_value, max_value, chosen):
@@ -54,15 +82,63 @@ def build_ui(task, predictor) -> None:
         with raise_for_ui():
             return show(task, found, predictor.options(_options(conf_value, iou_value, max_value, chosen)))
 
+    def detect_video(path, conf_value, iou_value, max_value, chosen, step):
+        if not path:
+            raise gr.Error("Upload a video first.")
+        with raise_for_ui():
+            checked = {**_options(conf_value, iou_value, max_value, chosen), "frame_step": int(step)}
+            return video_result(task, predictor, path, checked)
+
     controls = [conf, iou, max_detections, classes]
     outputs = [annotated, table, status]
+    video_button.click(detect_video, [video, *controls, frame_step], [video_out, video_table, video_status],
+                       api_name="detect_video")
     button.click(detect, [image, *controls], [*outputs, candidates], api_name="detect")
     image.upload(detect, [image, *controls], [*outputs, candidates], api_name=False)
     for control in controls:
         control.change(refilter, [candidates, *controls], outputs, api_name=False)
-    examples = predictor.examples()
-    if examples:
-        gr.Examples(examples, inputs=image, label="Examples (held-out test images)")
+
+
+
+#: The video table's columns.
+VIDEO_COLUMNS = ("frame", "time (s)", "label", "score", "x_min", "y_min", "x_max", "y_max")
+
+
+def video_result(task, predictor, path, options: dict):
+    """(annotated WebM path, table rows, status) for a video: the batched prediction ``dlapps predict`` runs,
+    its per-frame detections drawn with ``annotated_video``."""
+    import tempfile
+
+    from dlapps_plugins.object_detection.detection_images import annotated_video
+
+    result = predictor.predict(str(path), **options)
+    rows = [[frame["frame"], frame["time"], d["label"], d["score"], *d["box"]]
+            for frame in result["frames"] for d in frame["detections"]]
+    with tempfile.NamedTemporaryFile(prefix="dlapps-detections-", suffix=".webm", delete=False) as out:
+        out.write(annotated_video(path, result["frames"], task.labels(), result["fps"], container=".webm"))
+    frames = len(result["frames"])
+    with_boxes = sum(1 for frame in result["frames"] if frame["detections"])
+    step = options["frame_step"]
+    read = f"{frames} frame(s) read" + (f" (one in {step} of {result['frame_count']})" if step > 1 else "")
+    if rows:
+        seen = sorted({row[2] for row in rows})
+        status = (f"{read}: {len(rows)} detection(s) in {with_boxes} frame(s) at confidence >= "
+                  f"{options['conf']:.2f} ({', '.join(seen)}).")
+    else:
+        status = (f"{read}: **nothing found** at confidence >= {options['conf']:.2f}: lower the confidence, or "
+                  f"try a video with {', '.join(task.labels())}.")
+    return out.name, rows, status
+
+
+def _example_clip(examples: list):
+    import tempfile
+    from pathlib import Path
+
+    from dlapps_plugins.object_detection.detection_images import example_video
+
+    folder = Path(tempfile.mkdtemp(prefix="dlapps-detection-example-"))
+    return example_video([e[0] if isinstance(e, (list, tuple)) else e for e in examples[:4]],
+                         folder / "example-pan.webm")
 
 
 def _what_it_knows(task, predictor) -> str:
