@@ -41,7 +41,7 @@ def export(task, model_dir=None, format: str = "saved_model", out=None, **option
     detector's ``conf``). Returns the export folder. A previous export at ``out`` is replaced only once the
     new one is complete."""
     from dlapps.api import load
-    from dlapps.store import _swap_in
+    from dlapps.store import swap_in
 
     if format not in FORMATS:
         raise ExportError(f"expected format to be one of {', '.join(FORMATS)}, received {format!r}")
@@ -75,7 +75,7 @@ def export(task, model_dir=None, format: str = "saved_model", out=None, **option
         if flex:
             print(f"dlapps: note: this LiteRT model needs TensorFlow ops (Flex) for some steps: it runs on a LiteRT "
                   f"runtime built with the Flex delegate, not on a bare one (see {out / 'README.md'})", file=sys.stderr)
-        _swap_in(staging, out)
+        swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -54,7 +54,7 @@ def generated_data(name: str, marker: str, write) -> Path:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _swap_in(staging, folder)
+        swap_in(staging, folder)
     return folder
 
 
@@ -86,14 +86,14 @@ def save(path, model, task, info: dict, metrics: dict, dataset=None, predict=Non
         _write_json(staging / TASK_FILE, meta)
         _write_json(staging / METRICS_FILE, metrics)
         _write_text(staging / CARD_FILE, model_card(meta, metrics))
-        _swap_in(staging, path)
+        swap_in(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
 
 
-def _swap_in(staging: Path, path: Path) -> None:
+def swap_in(staging: Path, path: Path) -> None:
     """Replace ``path`` by ``staging`` with two renames, rolling back on failure."""
     old = None
     if path.exists():
@@ -328,7 +328,6 @@ def tuning_card(tuning: dict, metrics: dict) -> list[str]:
     test = {k: v for k, v in metrics.items() if k == name or k.startswith(f"{name}_")} or \
         {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     trials = tuning.get("trials", [])
-    keys = list(dict.fromkeys(k for trial in trials for k in trial.get("values", {})))
     lines = ["", "## Hyperparameter search", "",
              f"Chosen by `dlapps tune` ({tuning.get('engine')}, {tuning.get('algorithm')} search): {len(trials)} "
              f"trial(s), each trained on the training split and scored on the validation split by {name} "
@@ -338,16 +337,29 @@ def tuning_card(tuning: dict, metrics: dict) -> list[str]:
              + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in list(test.items())[:4])
              + ".", "", "Search space:", ""]
     lines += [f"- `{key}`: {spec}" for key, spec in tuning.get("space", {}).items()]
-    lines += ["", "| trial | " + " | ".join(keys) + f" | {name} | epochs | seconds |",
-              "| --- |" + " --- |" * (len(keys) + 3)]
-    for trial in trials:
-        values, score = trial.get("values", {}), trial.get("score")
-        best = " (best)" if trial.get("trial") == tuning.get("best_trial") else ""
-        cells = [f"{trial.get('trial')}{best}", *[_card_value(values[k]) if k in values else "" for k in keys],
-                 f"{score:.4f}" if isinstance(score, (int, float)) else str(trial.get("status")),
-                 str(trial.get("epochs_run") or ""), str(trial.get("seconds") or "")]
+    header, rows = trial_table(tuning.get("trials", []), name)
+    lines += ["", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        best = " (best)" if row[0] == tuning.get("best_trial") else ""
+        cells = [f"{row[0]}{best}", *[_card_value(v) if v is not None else "" for v in row[1:-3]],
+                 f"{row[-3]:.4f}" if isinstance(row[-3], (int, float)) else str(row[-3]),
+                 str(row[-2] or ""), str(row[-1] or "")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def trial_table(trials: list[dict], score_name: str) -> tuple[list[str], list[list]]:
+    """The trials of a search (``dlapps tune``'s records) as a header and a row of raw values per trial:
+    trial, each hyperparameter tried (None where a trial did not set it), the score (a failed trial's status
+    instead), epochs and seconds. The progress table, the model card and the studio format these rows."""
+    keys = list(dict.fromkeys(k for trial in trials for k in trial.get("values", {})))
+    rows = []
+    for trial in trials:
+        values, score = trial.get("values", {}), trial.get("score")
+        rows.append([trial.get("trial"), *[values.get(k) for k in keys],
+                     score if isinstance(score, (int, float)) else trial.get("status"),
+                     trial.get("epochs_run"), trial.get("seconds")])
+    return ["trial", *keys, score_name, "epochs", "seconds"], rows
 
 
 def _card_value(value) -> str:

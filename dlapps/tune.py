@@ -537,7 +537,9 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
 
     def trainable(config):
         result = runner.run(ray_tune.get_context().get_trial_id(), decode_values(space, config))
-        ray_tune.report({"score": result["score"], "epochs_run": result["epochs_run"], "seconds": result["seconds"]})
+        # The whole result goes back through Ray: on a cluster the trial's folder is on another node's disk.
+        ray_tune.report({"score": result["score"], "epochs_run": result["epochs_run"], "seconds": result["seconds"],
+                         "metrics_json": json.dumps(result["metrics"])})
 
     class TrialLines(ray_tune.Callback):
         def __init__(self):
@@ -552,7 +554,7 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
         def _line(self, trials_so_far, trial, score, error):
             number = sorted(t.trial_id for t in trials_so_far).index(trial.trial_id) + 1
             values = decode_values(space, trial.config)
-            result = read_result(folder, trial.trial_id) if score is not None else None
+            result = _reported(trial.last_result, folder, trial.trial_id) if score is not None else None
             if result:
                 self.scores.append((result["score"], number))
             best_score = goal.best([s for s, _ in self.scores])
@@ -581,9 +583,21 @@ def _ray_search(runner: TrialRunner, space: dict, goal: Objective, algorithm: st
     for number, (trial_id, result) in enumerate(results, start=1):
         done = result.error is None and "score" in (result.metrics or {})
         rows.append(_row(number, trial_id, "COMPLETED" if done else "FAILED",
-                         decode_values(space, result.config or {}), read_result(folder, trial_id) if done else None,
+                         decode_values(space, result.config or {}),
+                         _reported(result.metrics, folder, trial_id) if done else None,
                          "" if done else last_line(result.error)))
     return rows
+
+
+def _reported(metrics: dict | None, folder: Path, trial_id: str) -> dict | None:
+    """A Ray trial's result as ``TrialRunner.run`` returned it, from what the trial reported to Ray (which
+    reaches the driver from any node); a search begun before results were reported whole reads the trial's
+    folder instead."""
+    metrics = metrics or {}
+    if "metrics_json" not in metrics:
+        return read_result(folder, trial_id)
+    return {"score": metrics["score"], "epochs_run": metrics.get("epochs_run"), "seconds": metrics.get("seconds"),
+            "metrics": json.loads(metrics["metrics_json"])}
 
 
 def _ray_trial_id(result) -> str:
@@ -642,13 +656,14 @@ def _csv_value(value):
 
 def format_table(rows: list, goal: Objective, best: dict | None = None) -> str:
     """The trials as aligned text, the best marked with ``*``."""
-    keys = list(dict.fromkeys(k for row in rows for k in row["values"]))
-    header = ["trial", *keys, goal.name, "epochs", "seconds"]
-    lines = [[("*" if best and row["trial"] == best["trial"] else "") + str(row["trial"]),
-              *[_short(row["values"][k]) if k in row["values"] else "" for k in keys],
-              f"{row['score']:.4g}" if isinstance(row["score"], (int, float)) else row["status"],
-              str(row["epochs_run"] if row["epochs_run"] is not None else ""),
-              f"{row['seconds']:.0f}" if row["seconds"] is not None else ""] for row in rows]
+    from dlapps.store import trial_table
+
+    header, table = trial_table(rows, goal.name)
+    lines = [[("*" if best and row[0] == best["trial"] else "") + str(row[0]),
+              *["" if v is None else _short(v) for v in row[1:-3]],
+              f"{row[-3]:.4g}" if isinstance(row[-3], (int, float)) else str(row[-3]),
+              "" if row[-2] is None else str(row[-2]), "" if row[-1] is None else f"{row[-1]:.0f}"]
+             for row in table]
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)]
     return "\n".join("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths))
                      for line in [header, *lines])

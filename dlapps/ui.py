@@ -205,12 +205,11 @@ def tuning_table(tuning: dict):
 
     import pandas as pd
 
-    name = tuning.get("objective", {}).get("name", "score")
-    rows = [{"trial": trial.get("trial"),
-             **{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in trial.get("values", {}).items()},
-             name: trial.get("score"), "epochs": trial.get("epochs_run"), "seconds": trial.get("seconds")}
-            for trial in tuning.get("trials", [])]
-    return pd.DataFrame(rows)
+    from dlapps.store import trial_table
+
+    header, rows = trial_table(tuning.get("trials", []), tuning.get("objective", {}).get("name", "score"))
+    return pd.DataFrame([[json.dumps(v) if isinstance(v, (list, dict)) else v for v in row] for row in rows],
+                        columns=header)
 
 
 def tuning_panel(predictor) -> None:

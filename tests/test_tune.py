@@ -157,11 +157,16 @@ def test_a_killed_search_resumes_and_saves_the_best_config_as_a_model(tmp_path, 
 
 
 @pytest.mark.slow
-def test_ray_tune_runs_two_recommendation_trials_in_parallel(movielens_folder, tmp_path):
+def test_ray_tune_runs_two_recommendation_trials_in_parallel(movielens_folder, tmp_path, monkeypatch):
     """The Ray engine: 2 trials at a time on half a CPU each, the same outputs as KerasTuner's."""
     ray = pytest.importorskip("ray")
+    from dlapps import tune as tune_module
     from dlapps.tune import tune
 
+    def not_on_this_disk(folder, trial_id):  # on a cluster, a trial's folder is on the node that ran it
+        raise AssertionError(f"the driver read trial {trial_id}'s result from its own disk")
+
+    monkeypatch.setattr(tune_module, "read_result", not_on_this_disk)
     lines = []
     try:
         result = tune("recommendation", movielens_folder, trials=2, engine="ray", algorithm="random",
@@ -177,6 +182,7 @@ def test_ray_tune_runs_two_recommendation_trials_in_parallel(movielens_folder, t
     assert sum(line.startswith("trial ") for line in lines) == 2
     assert result.best["score"] == max(row["score"] for row in result.trials)
     assert {row["values"]["embedding_dim"] for row in result.trials} <= {8, 16}
+    assert all(row["metrics"] for row in result.trials), "each trial's metrics came back through Ray"
     assert (tmp_path / "search" / "trials.csv").is_file()
     meta = result.predictor.meta
     assert meta["tuning"]["engine"] == "ray"
