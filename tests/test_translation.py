@@ -142,6 +142,9 @@ def test_placeholders_are_masked_paired_and_restored():
     assert mask_pair("1 file", "un fichier") is None
     fixed, problems = restore("⟨1⟩ fichiers ⟨1⟩ ⟨7⟩", ["%s", "%d"])
     assert fixed == "%d fichiers %s" and len(problems) == 3  # repeated, made up, lost
+    typed = mask("Press ⟨1⟩ then %s")  # a sentinel typed by the user is itself a span to keep
+    assert typed.text == "Press ⟨0⟩ then ⟨1⟩" and typed.spans == ["⟨1⟩", "%s"]
+    assert restore("Appuyez sur ⟨0⟩ puis ⟨1⟩", typed.spans) == ("Appuyez sur ⟨1⟩ puis %s", [])
 
 
 def test_data_scaled_defaults_grow_with_the_data():
@@ -157,7 +160,7 @@ def test_data_scaled_defaults_grow_with_the_data():
     assert mine["hidden_dim"] == 64 and "hidden_dim=64: set by you" in reasons
 
 
-def test_the_learning_rate_anneals_by_the_planned_steps_or_the_clock_whichever_ends_first():
+def test_the_learning_rate_anneals_by_the_steps_or_the_clock_whichever_ends_first():
     import keras
 
     peak = 1e-3
@@ -173,11 +176,62 @@ def test_the_learning_rate_anneals_by_the_planned_steps_or_the_clock_whichever_e
     # A run the time limit will stop at step 400: at 90% of its time it is near the floor, not near the peak.
     assert rate(360, clock=0.9) < 0.1 * peak < rate(360)
     assert rate(360, clock=1.0) == pytest.approx(0.05 * peak) and rate(50, clock=1.0) == pytest.approx(5e-4)
+    assert float(WarmupCosine(peak, 0, 1000)(0)) == pytest.approx(peak), "no warm-up: the peak at once"
     # Saved with the model's optimizer, loaded back by name.
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule),
                                                   custom_objects={"WarmupCosine": WarmupCosine})
     assert again.get_config() == schedule.get_config() == {"peak": peak, "warmup_steps": 100, "total_steps": 1000,
                                                            "floor_share": 0.05}
+
+
+def test_the_training_clock_stops_anneals_and_goes_on_after_a_resume(tmp_path, monkeypatch, capsys):
+    import time
+
+    import keras
+
+    from dlapps_plugins.translation.data_scaled_defaults import CLOCK_FILE, TrainingClock
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    schedule = WarmupCosine(1e-3, 10, 6000)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    backup = tmp_path / "backup"
+
+    def start(step):
+        clock = TrainingClock(100, backup, schedule)
+        clock.set_model(model)
+        clock.set_params({"steps": 50, "epochs": 4})  # what fit makes, not the 6,000 planned
+        model.optimizer.iterations.assign(step)
+        clock.on_train_begin()
+        return clock
+
+    clock = start(0)
+    assert float(schedule.total_steps.numpy()) == 200
+    for _ in range(10):  # warm-up: 10 steps in 10 s, the clock still
+        clock.on_train_batch_begin(0)
+        now[0] += 1.0
+        clock.on_train_batch_end(0)
+    clock.on_train_batch_begin(0)  # warm-up over at 10 s: 90 s left for the decay
+    now[0] += 45.0
+    clock.on_train_batch_begin(0)
+    assert float(schedule.clock.numpy()) == pytest.approx(0.5)
+    clock.on_epoch_end(0)
+    assert (backup / CLOCK_FILE).is_file()
+    # Killed here; the rerun resumes Keras' backup (its metadata file is there) and the time already spent.
+    (backup / "training_metadata.json").write_text('{"epoch": 0}')
+    now[0] += 500.0  # time between the kill and the rerun does not count
+    clock = start(56)
+    clock.on_train_batch_begin(0)
+    assert float(schedule.clock.numpy()) == pytest.approx(0.5), "the clock goes on where it was, not from 0"
+    now[0] += 46.0
+    clock.on_train_batch_end(0)
+    assert model.stop_training and "101 s spent, the limit is max_training_seconds=100" in capsys.readouterr().err
+    # A fresh run (no Keras backup) starts its clock from zero.
+    (backup / "training_metadata.json").unlink()
+    model.stop_training = False
+    start(0).on_train_batch_end(0)
+    assert not model.stop_training
 
 
 def test_french_numbers_agree_and_units_come_from_cldr():

@@ -120,8 +120,10 @@ def _pip_catalogs(requirement: str, work: Path, folder: Path) -> dict:
     import zipfile
 
     wheels = work / program_name(requirement)
+    # Only unzipped, never installed: the wheel of a package that needs a newer Python is as good.
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                           "--quiet", "--dest", str(wheels), requirement], capture_output=True, text=True)
+                           "--ignore-requires-python", "--quiet", "--dest", str(wheels), requirement],
+                          capture_output=True, text=True)
     found = sorted(wheels.glob("*.whl")) if done.returncode == 0 else []
     if not found:
         raise DataError(f"expected `pip download {requirement}` to fetch a wheel with French catalogs; it "

@@ -22,6 +22,7 @@ SENTINEL = re.compile(r"⟨(\d+)⟩")
 
 #: Most specific first: a URL holds a path and digits, an e-mail address holds a domain.
 PROTECTED = re.compile("|".join([
+    r"⟨\d+⟩",                                                      # a sentinel typed in the text itself
     r"(?:https?|ftp)://[^\s<>\"']+[^\s<>\"'.,;:!?)]",              # URL
     r"www\.[\w-]+(?:\.[\w-]+)+(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?",  # bare www. address
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",                                # e-mail address

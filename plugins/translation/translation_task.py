@@ -212,16 +212,17 @@ class Translation(Task):
     def callbacks(self, defaults, run_dir):
         import keras
 
-        from dlapps_plugins.translation.data_scaled_defaults import FollowTheClock, TimeLimit
+        from pathlib import Path
+
+        from dlapps_plugins.translation.data_scaled_defaults import TrainingClock
 
         seconds = self.config.get("max_training_seconds") or 0
         if self._schedule is not None:
             # The learning rate follows the warm-up + cosine schedule: halving it on a plateau would fight it.
             defaults = [c for c in defaults if not isinstance(c, keras.callbacks.ReduceLROnPlateau)]
-            if seconds:
-                defaults = [FollowTheClock(self._schedule, seconds), *defaults]
-        if seconds:
-            defaults = [TimeLimit(seconds), *defaults]
+        if seconds or self._schedule is not None:
+            # Last: it reads the step the backup restored, and saves its time after the backup's epoch.
+            defaults = [*defaults, TrainingClock(seconds, Path(run_dir) / "backup", self._schedule)]
         return defaults
 
     def custom_objects(self):
