@@ -359,6 +359,17 @@ def test_video_tab_through_the_gradio_client(detection_model, tmp_path):
         frames += 1
     capture.release()
     assert frames == 10, "every frame of the video is shown, with the last detections drawn on skipped ones"
+    # Annotated videos are kept in one folder, and those older than an hour are removed.
+    import os
+
+    from dlapps_plugins.object_detection import object_detection_ui as ui
+
+    old, recent = (ui._video_folder_path() / f"detections-{n}.webm" for n in ("old", "recent"))
+    for file in (old, recent):
+        file.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    ui._video_folder()
+    assert not old.exists() and recent.exists()
     # The tab's example video: a pan across held-out images, which the detector reads as any other video.
     from dlapps_plugins.object_detection.detection_images import example_video
 

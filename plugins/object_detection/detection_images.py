@@ -162,6 +162,8 @@ def example_video(images: list, path, fps: float = 8.0, frames_each: int = 8, si
 
     path = Path(path)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[".webm"]), fps, (size, size))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write .webm video here (no {VIDEO_CODECS['.webm']} encoder)")
     try:
         for image in images:
             rgb = cv2.resize(np.asarray(read_image(image)), (size + frames_each * 2, size + frames_each * 2))

@@ -8,6 +8,8 @@ boxes come back drawn on the video, as WebM so that the browser plays it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -56,8 +58,9 @@ def build_ui(task, predictor) -> None:
                                                 elem_id="object-detection-frame-step")
                     video_button = gr.Button("Detect in video", variant="primary",
                                              elem_id="object-detection-video-run")
-                    if examples:
-                        gr.Examples([[str(_example_clip(examples))]], inputs=video,
+                    clip = _example_clip(examples) if examples else None
+                    if clip is not None:
+                        gr.Examples([[str(clip)]], inputs=video,
                                     label="Example video (a pan across held-out test images)")
                 with gr.Column():
                     video_out = gr.Video(label="Detections drawn on the video", interactive=False,
@@ -114,7 +117,8 @@ def video_result(task, predictor, path, options: dict):
     result = predictor.predict(str(path), **options)
     rows = [[frame["frame"], frame["time"], d["label"], d["score"], *d["box"]]
             for frame in result["frames"] for d in frame["detections"]]
-    with tempfile.NamedTemporaryFile(prefix="dlapps-detections-", suffix=".webm", delete=False) as out:
+    with tempfile.NamedTemporaryFile(prefix="detections-", suffix=".webm", dir=_video_folder(),
+                                     delete=False) as out:
         out.write(annotated_video(path, result["frames"], task.labels(), result["fps"], container=".webm"))
     frames = len(result["frames"])
     with_boxes = sum(1 for frame in result["frames"] if frame["detections"])
@@ -130,15 +134,48 @@ def video_result(task, predictor, path, options: dict):
     return out.name, rows, status
 
 
-def _example_clip(examples: list):
+#: Annotated videos older than this are removed from the tab's folder (Gradio serves its own copy of each).
+KEEP_VIDEOS_SECONDS = 3600
+
+
+@lru_cache(maxsize=1)
+def _video_folder_path():
     import tempfile
     from pathlib import Path
 
+    return Path(tempfile.mkdtemp(prefix="dlapps-detection-videos-"))
+
+
+def _video_folder():
+    """The tab's folder of annotated videos (in the system's temp folder, where Gradio may read), pruned of
+    those older than ``KEEP_VIDEOS_SECONDS`` so that a long-running server does not fill the disk."""
+    import time
+
+    folder = _video_folder_path()
+    for old in folder.glob("detections-*.webm"):
+        try:
+            if time.time() - old.stat().st_mtime > KEEP_VIDEOS_SECONDS:
+                old.unlink()
+        except OSError:
+            pass
+    return folder
+
+
+def _example_clip(examples: list):
+    """The example clip (a pan across the first held-out examples), made once per set of examples; None when
+    this OpenCV cannot write WebM."""
+    paths = tuple(str(e[0] if isinstance(e, (list, tuple)) else e) for e in examples[:4])
+    try:
+        return _example_clip_of(paths)
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _example_clip_of(paths: tuple):
     from dlapps_plugins.object_detection.detection_images import example_video
 
-    folder = Path(tempfile.mkdtemp(prefix="dlapps-detection-example-"))
-    return example_video([e[0] if isinstance(e, (list, tuple)) else e for e in examples[:4]],
-                         folder / "example-pan.webm")
+    return example_video(list(paths), _video_folder_path() / f"example-{abs(hash(paths)):x}.webm")
 
 
 def _what_it_knows(task, predictor) -> str:
