@@ -348,16 +348,18 @@ def tuning_card(tuning: dict, metrics: dict) -> list[str]:
     return lines
 
 
-def trial_table(trials: list[dict], score_name: str) -> tuple[list[str], list[list]]:
+def trial_table(trials: list[dict], score_name: str, status_for_no_score: bool = True
+                ) -> tuple[list[str], list[list]]:
     """The trials of a search (``dlapps tune``'s records) as a header and a row of raw values per trial:
     trial, each hyperparameter tried (None where a trial did not set it), the score (a failed trial's status
-    instead), epochs and seconds. The progress table, the model card and the studio format these rows."""
+    instead, or None without ``status_for_no_score``), epochs and seconds. The progress table, the model card
+    and the studio format these rows."""
     keys = list(dict.fromkeys(k for trial in trials for k in trial.get("values", {})))
     rows = []
     for trial in trials:
         values, score = trial.get("values", {}), trial.get("score")
         rows.append([trial.get("trial"), *[values.get(k) for k in keys],
-                     score if isinstance(score, (int, float)) else trial.get("status"),
+                     score if isinstance(score, (int, float)) or not status_for_no_score else trial.get("status"),
                      trial.get("epochs_run"), trial.get("seconds")])
     return ["trial", *keys, score_name, "epochs", "seconds"], rows
 

@@ -17,9 +17,13 @@ import logging
 import os
 import re
 import tempfile
+from typing import TYPE_CHECKING
 
 from dlapps.errors import DlappsError, ModelNotFoundError
 from dlapps.outputs import ImageOutput, describe_file_outputs, replace_file_outputs
+
+if TYPE_CHECKING:
+    from dlapps.background_training import TrainingStatus
 
 log = logging.getLogger("dlapps.ui")
 
@@ -207,7 +211,8 @@ def tuning_table(tuning: dict):
 
     from dlapps.store import trial_table
 
-    header, rows = trial_table(tuning.get("trials", []), tuning.get("objective", {}).get("name", "score"))
+    header, rows = trial_table(tuning.get("trials", []), tuning.get("objective", {}).get("name", "score"),
+                               status_for_no_score=False)  # a numeric column to plot: a failed trial has none
     return pd.DataFrame([[json.dumps(v) if isinstance(v, (list, dict)) else v for v in row] for row in rows],
                         columns=header)
 
