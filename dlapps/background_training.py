@@ -95,7 +95,7 @@ class BackgroundTraining:
         from dlapps.api import train
 
         for status in self.statuses.values():
-            status.state, status.started = "training", time.time()
+            status.state, status.started, status.stage = "training", time.time(), "starting"
             self._report()
             try:
                 status.predictor = train(status.task, verbose=0, callbacks=[_progress_callback(status, self._report)],

@@ -168,7 +168,7 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("--task", action="append", help="only these tasks (repeatable)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine "
                                                         "only; 0.0.0.0 serves the network)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
     p.add_argument("--no-train", action="store_true", help="do not train missing models; their tabs say how")
     p.add_argument("--max-file-size", default="50mb", help="largest upload accepted (default 50mb)")
     p.add_argument("--max-queue", type=int, default=64,
