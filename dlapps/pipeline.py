@@ -27,15 +27,14 @@ def make_tf_dataset(task, split, batch_size: int, training: bool = False, seed: 
 
     first = task.training_example(split.inputs[0], split.target(0))
     if _streams(first, split):
-        ds = _streaming_examples(task, split, first, _shuffled_indices(len(split), seed) if training else None)
+        ds = _streaming_examples(task, split, first, _example_order(len(split), seed, training))
         return _augmented(task, ds, training).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     examples = prepare_examples(task, split)
     structure = examples[0]
     columns = [list(c) for c in zip(*(tf.nest.flatten(example) for example in examples))]
     varying = [k for k, column in enumerate(columns) if len({np.shape(x) for x in column}) > 1]
     rows = [_ConcatenatedRows(column) for column in columns]
-    ds = _shuffled_indices(len(examples), seed) if training else tf.data.Dataset.range(len(examples))
-    ds = ds.map(lambda i: tf.nest.pack_sequence_as(structure, [r.row(i) for r in rows]),
+    ds = _example_order(len(examples), seed, training).map(lambda i: tf.nest.pack_sequence_as(structure, [r.row(i) for r in rows]),
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = _augmented(task, ds, training)
     pads = _padding_values(task, structure) if varying else None
@@ -55,18 +54,19 @@ def _streams(first, split) -> bool:
         and first[0].nbytes * len(split) > IN_MEMORY_BYTES
 
 
-def _shuffled_indices(count: int, seed: int):
-    """0 .. count - 1 in a new random order each epoch: a full shuffle (its buffer holds every index, which
-    costs a few bytes each), so that data stored in order (one source after another) is mixed across the
-    whole split, not only within a window of it."""
+def _example_order(count: int, seed: int, training: bool):
+    """The example indices 0 .. count - 1: in order, or for training in a new random order each epoch, a
+    full shuffle (its buffer holds every index), so that data stored in order (one source after another)
+    is mixed across the whole split, not only within a window of it."""
     import tensorflow as tf
 
-    return tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    indices = tf.data.Dataset.range(count)
+    return indices.shuffle(count, seed=seed, reshuffle_each_iteration=True) if training else indices
 
 
-def _streaming_examples(task, split, first, indices=None):
+def _streaming_examples(task, split, first, indices):
     """Examples made on the fly by ``task.training_example`` (input and target both), in parallel, in the
-    order of ``indices`` (a dataset of example indices; default: the split's order)."""
+    order of ``indices`` (a dataset of example indices)."""
     import tensorflow as tf
 
     x0, y0 = (np.asarray(part) for part in first)
@@ -79,7 +79,6 @@ def _streaming_examples(task, split, first, indices=None):
         x, y = tf.numpy_function(load, [i], (tf.as_dtype(x0.dtype), tf.as_dtype(y0.dtype)))
         return tf.ensure_shape(x, x0.shape), tf.ensure_shape(y, y0.shape)
 
-    indices = tf.data.Dataset.range(len(split)) if indices is None else indices
     return indices.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
 
 

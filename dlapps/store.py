@@ -337,7 +337,7 @@ def tuning_card(tuning: dict, metrics: dict) -> list[str]:
              + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in list(test.items())[:4])
              + ".", "", "Search space:", ""]
     lines += [f"- `{key}`: {spec}" for key, spec in tuning.get("space", {}).items()]
-    header, rows = trial_table(tuning.get("trials", []), name)
+    header, rows = trial_table(trials, name)
     lines += ["", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
         best = " (best)" if row[0] == tuning.get("best_trial") else ""

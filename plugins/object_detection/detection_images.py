@@ -128,10 +128,7 @@ def annotated_video(path, frames: list, labels: list[str], fps: float, container
     """The video at ``path`` with the detections of ``frames`` (the record's per-frame list) drawn on it,
     as ``container`` bytes (a key of ``VIDEO_CODECS``). A frame that was not read (``frame_step``) shows
     the last detections before it."""
-    import cv2
-
     by_index = {f["frame"]: f["detections"] for f in frames}
-    codec = VIDEO_CODECS[container]
     handle, tmp = tempfile.mkstemp(suffix=container)
     os.close(handle)
     writer = None
@@ -141,9 +138,7 @@ def annotated_video(path, frames: list, labels: list[str], fps: float, container
             shown = by_index.get(index, shown)
             drawn = draw_detections(frame, shown, 1.0, labels)[..., ::-1]
             if writer is None:
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), fps, (drawn.shape[1], drawn.shape[0]))
-                if not writer.isOpened():
-                    raise OSError(f"OpenCV cannot write {container} video here (no {codec} encoder)")
+                writer = _video_writer(tmp, container, fps, (drawn.shape[1], drawn.shape[0]))
             writer.write(np.ascontiguousarray(drawn))
         if writer is not None:
             writer.release()
@@ -161,9 +156,7 @@ def example_video(images: list, path, fps: float = 8.0, frames_each: int = 8, si
     import cv2
 
     path = Path(path)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[".webm"]), fps, (size, size))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write .webm video here (no {VIDEO_CODECS['.webm']} encoder)")
+    writer = _video_writer(path, ".webm", fps, (size, size))
     try:
         for image in images:
             rgb = cv2.resize(np.asarray(read_image(image)), (size + frames_each * 2, size + frames_each * 2))
@@ -173,3 +166,15 @@ def example_video(images: list, path, fps: float = 8.0, frames_each: int = 8, si
     finally:
         writer.release()
     return path
+
+
+def _video_writer(path, container: str, fps: float, size: tuple[int, int]):
+    """An opened ``cv2.VideoWriter`` of ``container`` (a key of ``VIDEO_CODECS``) frames of ``size``
+    (width, height); OSError when this OpenCV has no encoder for it."""
+    import cv2
+
+    codec = VIDEO_CODECS[container]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {container} video here (no {codec} encoder)")
+    return writer

@@ -102,7 +102,6 @@ def build_ui(task, predictor) -> None:
         control.change(refilter, [candidates, *controls], outputs, api_name=False)
 
 
-
 #: The video table's columns.
 VIDEO_COLUMNS = ("frame", "time (s)", "label", "score", "x_min", "y_min", "x_max", "y_max")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 
 #: (fewest training pairs, hidden_dim, layers each side, heads, dropout): the first row that fits applies.
@@ -80,13 +81,7 @@ def warmup_cosine(config: dict):
     return WarmupCosine(config["learning_rate"], config["warmup_steps"], planned_steps(config))
 
 
-def _schedule_base():
-    import keras
-
-    return keras.optimizers.schedules.LearningRateSchedule
-
-
-class WarmupCosine(_schedule_base()):
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to ``peak`` over ``warmup_steps`` (as Keras' CosineDecay warms up), then cosine
     decay to ``peak / 20``, following whichever runs out first: the steps, or the clock.
 
@@ -98,8 +93,6 @@ class WarmupCosine(_schedule_base()):
     the curve."""
 
     def __init__(self, peak: float, warmup_steps: int, total_steps: int, floor_share: float = 0.05):
-        import keras
-
         self.peak, self.warmup_steps, self.floor_share = float(peak), max(0, int(warmup_steps)), float(floor_share)
         self.planned_steps = int(total_steps)
         self.total_steps = keras.Variable(float(total_steps), dtype="float32", trainable=False,
@@ -135,8 +128,6 @@ def TrainingClock(seconds: float, folder, schedule: WarmupCosine | None = None):
     import sys
     import time
     from pathlib import Path
-
-    import keras
 
     path = Path(folder) / CLOCK_FILE
 
