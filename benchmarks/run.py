@@ -536,6 +536,59 @@ def bench_tune(report, trials: int = 10, minutes: float = 10.0, epochs: int = 40
                f"{result.best['values']}) vs {hand_set:.2%} hand-set")
 
 
+#: The user-data zoo: image folders a new user might bring (``benchmarks/user_data.py`` writes them), each
+#: trained with the default command and no setting of ours, on several seeds.
+IMAGE_FOLDER_ZOO = {
+    "3 shapes, 60 a class": dict(classes=3, per_class=60),
+    "5 shapes, 25-90 a class (imbalanced), 32-600 px, 30% turned": dict(classes=5, per_class=(25, 90), sizes=(32, 600),
+                                                                     rotated_share=0.3),
+    "8 shapes, 40 a class, clutter only": dict(classes=8, per_class=40, backgrounds=("clutter",)),
+    "2 shapes, 150 a class, gradients only": dict(classes=2, per_class=150, backgrounds=("gradient",)),
+}
+
+
+def bench_user_data(report, seeds=(0, 1)):
+    """Every task trained on generated user-like data with the plain CLI command: the held-out metric against
+    the trivial and the classical baselines, in one table."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from user_data import write_image_folder
+
+    rows = []
+    for name, spec in IMAGE_FOLDER_ZOO.items():
+        for seed in seeds:
+            folder = write_image_folder(Path(tempfile.mkdtemp(prefix="zoo-")) / "images", seed=seed, **spec)
+            metrics, seconds = _train_cli("image-classification", folder)
+            rows.append(("image-classification", f"{name} (seed {seed})", "accuracy", metrics["accuracy"],
+                         metrics["majority_accuracy"], metrics.get("classical_accuracy"), seconds))
+            report.bar(f"user data: image folder '{name}', seed {seed}: accuracy", metrics["accuracy"], ">=", 0.90,
+                       f"{metrics['accuracy']:.3f} (macro-F1 {metrics['macro_f1']:.3f}; majority "
+                       f"{metrics['majority_accuracy']:.3f}, classical {metrics.get('classical_accuracy', 0):.3f}), "
+                       f"{seconds:.0f} s")
+    print("\n" + user_data_table(rows), flush=True)
+    report.note(user_data_table(rows))
+
+
+def _train_cli(task: str, data: Path, *extra: str) -> tuple[dict, float]:
+    """``dlapps train TASK --data DATA`` in a fresh process, as a user runs it: its metrics.json and seconds."""
+    out = data.parent / "model"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dlapps.cli", "train", task, "--data", str(data), "--out", str(out), *extra],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads((out / "metrics.json").read_text()), time.perf_counter() - started
+
+
+def user_data_table(rows) -> str:
+    """A Markdown table of ``(task, dataset, metric, model, trivial, classical, seconds)`` rows."""
+    def number(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = ["| task | dataset | metric | model | trivial baseline | classical baseline | training s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {task} | {name} | {metric} | {number(model)} | {number(trivial)} | {number(classical)} | {seconds:.0f} |"
+              for task, name, metric, model, trivial, classical, seconds in rows]
+    return "\n".join(lines)
+
+
 class Report:
     def __init__(self):
         self.rows = []
@@ -555,7 +608,8 @@ BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_b
               "translation": bench_translation, "recommendation": bench_recommendation, "speech": bench_speech,
               "speech-speed": bench_speech_speed, "detection": bench_detection,
               "detection-speed": bench_detection_speed,
-              "generation": bench_generation, "tune": bench_tune, "export": bench_export, "ray": bench_ray}
+              "generation": bench_generation, "tune": bench_tune, "export": bench_export, "ray": bench_ray,
+              "user-data": bench_user_data}
 
 
 def main() -> int:

@@ -65,7 +65,10 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a task and save the model")
     p.add_argument("task")
     p.add_argument("--data", help="training data in the task's standard format (default: its offline data)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: planned from the data's size; early "
+                   "stopping may end sooner)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="train at most this long; the learning-rate schedule follows the clock (default: the task's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="model directory (default: $DLAPPS_HOME/models/TASK)")
     p.add_argument("--preset", help="a KerasHub preset name or a local preset directory to start from")
@@ -238,8 +241,12 @@ def cmd_train(args) -> int:
 
         os.environ["TF_CONFIG"] = tf_config(args.workers, args.worker_index)
     predictor = train(args.task, args.data, epochs=args.epochs, seed=args.seed, out=args.out,
-                      preset=args.preset, batch_size=args.batch_size, config=config, limit=args.limit)
+                      preset=args.preset, batch_size=args.batch_size, config=config, limit=args.limit,
+                      time_budget=args.time_budget)
     print(predictor.task.format_metrics(predictor.metrics))
+    for check in predictor.metrics.get("baseline_checks", []):
+        print(f"{'' if check['better'] else 'WARNING: '}against the {check.get('kind', 'trivial')} baseline: "
+              f"{check['message']}")
     if predictor.model_dir is None:
         print(f"\nTrained {args.task} as worker {args.worker_index}; worker 0 saved the model")
     else:

@@ -169,10 +169,23 @@ def load_model(path, custom_objects: dict | None = None):
             f"refused to load '{file}': it contains Python code (a Lambda layer or a lambda function) that "
             "would run on load; dlapps only loads models with safe_mode=True. Rebuild the model without "
             "Lambda layers, or register the custom layers with keras.saving.register_keras_serializable")
+    from dlapps.recipes import warmup_cosine_class
+
+    schedule = warmup_cosine_class()  # the core's schedule (plain "WarmupCosine": models saved before it moved)
+    custom_objects = {"dlapps>WarmupCosine": schedule, "WarmupCosine": schedule, **(custom_objects or {})}
     try:
         return keras.saving.load_model(file, custom_objects=custom_objects, safe_mode=True)
     except (ValueError, TypeError, KeyError) as exc:
         raise ArtifactError(f"could not load '{file}': {exc}") from None
+
+
+def recipe_card(recipe: dict | None) -> list[str]:
+    """The model card's lines of the training plan (``training.recipe`` in task.json): each value and why."""
+    if not recipe:
+        return []
+    lines = ["", "## Training plan (chosen from the data; override with --set KEY=VALUE)", ""]
+    lines += [f"- `{c['key']}={json.dumps(c['value'])}`: {c['why']}" for c in recipe.get("choices", [])]
+    return lines + [f"- {note}" for note in recipe.get("notes", [])]
 
 
 def _has_python_code(file: Path) -> bool:
@@ -296,11 +309,13 @@ def model_card(meta: dict, metrics: dict) -> str:
     for key, value in metrics.items():
         if isinstance(value, (int, float)):
             lines.append(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
-    check = metrics.get("baseline_check")
-    if check:
-        lines += ["", "## Against a trivial baseline", "",
-                  ("" if check["better"] else "**WARNING: this model is not clearly better than a trivial "
-                   "baseline; do not rely on it.** ") + check["message"][0].upper() + check["message"][1:] + "."]
+    checks = metrics.get("baseline_checks") or ([metrics["baseline_check"]] if metrics.get("baseline_check") else [])
+    if checks:
+        lines += ["", "## Against baselines", ""]
+        for check in checks:
+            kind = check.get("kind", "trivial")
+            lines.append("- " + ("" if check["better"] else f"**WARNING: this model is not clearly better than a {kind} "
+                                 "baseline; do not rely on it.** ") + f"{kind}: " + check["message"] + ".")
     if meta.get("tuning"):
         lines += tuning_card(meta["tuning"], metrics)
     lines += [
@@ -313,6 +328,7 @@ def model_card(meta: dict, metrics: dict) -> str:
         f"- training time: {training.get('seconds', 0):.1f} s",
         f"- hardware: {training.get('hardware')}",
         f"- strategy: {training.get('strategy')}, precision: {training.get('precision')}",
+        *recipe_card(training.get("recipe")),
         "",
         "## Versions",
         "",

@@ -51,28 +51,43 @@ class Pieces(list):
 
 @dataclass(frozen=True)
 class Baseline:
-    """What a trained model must clearly beat: the held-out ``metric`` against a trivial ``baseline`` (both
-    keys of what ``Task.evaluate`` returns), e.g. accuracy against always predicting the majority class.
-    "Clearly" is by ``margin`` (relative: 0.05 is 5% of the baseline's value)."""
+    """What a trained model must clearly beat: the held-out ``metric`` against a ``baseline`` (both keys of
+    what ``Task.evaluate`` returns), e.g. accuracy against always predicting the majority class.
+    "Clearly" is by ``margin`` (relative: 0.05 is 5% of the baseline's value). ``kind`` is ``trivial`` (a
+    model no better is useless: always the majority class, a copy of the source) or ``classical`` (a cheap
+    model fitted on the same training split in seconds, such as scikit-learn's logistic regression on
+    gradient histograms: a network no better is not worth its training)."""
 
     metric: str
     baseline: str
     what: str
     higher_is_better: bool = True
     margin: float = 0.05
+    kind: str = "trivial"
 
     def check(self, metrics: dict) -> dict | None:
         """``{"metric", "value", "baseline", "better", "message"}``, or None when a value is missing."""
         value, reference = metrics.get(self.metric), metrics.get(self.baseline)
         if not isinstance(value, (int, float)) or not isinstance(reference, (int, float)):
             return None
-        if self.higher_is_better:
+        if self.kind == "classical" and value == reference:  # both perfect (or equal): nothing to warn about
+            better = True
+        elif self.higher_is_better:
             better = value > reference + abs(reference) * self.margin
         else:
             better = value < reference - abs(reference) * self.margin
         verdict = "clearly better than" if better else "NOT clearly better than"
         return {"metric": self.metric, "value": value, "baseline": reference, "better": bool(better),
+                "kind": self.kind,
                 "message": f"held-out {self.metric} {value:.4g} is {verdict} {self.what} ({reference:.4g})"}
+
+
+def baselines_of(task) -> tuple:
+    """A task's baselines (``Task.baseline``: one ``Baseline``, a tuple of them, or None), as a tuple."""
+    declared = getattr(task, "baseline", None)
+    if declared is None:
+        return ()
+    return tuple(declared) if isinstance(declared, (tuple, list)) else (declared,)
 
 
 @dataclass
@@ -136,9 +151,10 @@ class Task:
     pad_values: dict = {}
     #: The Keras metric that early stopping watches.
     monitor: str = "val_loss"
-    #: The trivial baseline every trained model is compared with (``Baseline``); training warns loudly,
-    #: and the model card says so, when the model is not clearly better.
-    baseline: Baseline | None = None
+    #: The baselines every trained model is compared with: a ``Baseline`` (the trivial one) or a tuple of them
+    #: (the trivial one first, then a classical one); training warns loudly, and the model card, the CLI and
+    #: the studio say so, when the model is not clearly better than each.
+    baseline: Baseline | tuple | None = None
     #: About how long the default model takes to train on 2 CPU cores, in seconds: the studio trains
     #: missing models fastest first and shows this as the first estimate of the time left.
     training_seconds: float = 60.0
@@ -219,6 +235,14 @@ class Task:
         Called by training before ``build_model`` when no preset is given; put
         sizes the model needs (e.g. ``vocab_size``) into ``self.config``.
         """
+
+    def plan(self, dataset: Dataset, recipe) -> None:
+        """Choose the task's own training settings from the data, before the model is built: call
+        ``recipe.choose(key, value, why)`` for each (input size, anchors, class weights, augmentation...), and
+        ``recipe.note(text)`` for facts the choice followed. The core then plans the batch size, steps, epochs,
+        patience and warm-up (``dlapps.recipes.plan_training``); a value the user set (``--set``) or the
+        dataset declares is kept whatever ``choose`` is told. Called after ``adapt``. The default chooses
+        nothing."""
 
     def load_preset(self, preset: str, config: dict):
         """A model that starts from a pretrained preset (a name or a local directory)."""

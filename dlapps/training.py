@@ -21,15 +21,17 @@ from dlapps import runtime as runtime_mod
 from dlapps import store
 from dlapps.errors import DataError
 from dlapps.inference import Predictor
+from dlapps.recipes import PLAN_DEFAULTS, Recipe, TrainingClock, apply_schedule, patience_epochs, plan_training
+from dlapps.recipes import schedule_of
 
-#: Settings every task has; a task's default_config may override the values.
-TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 32, "patience": 5, "learning_rate": 1e-3}
+#: Settings every task has (see ``dlapps.recipes.PLAN_DEFAULTS``); a task's default_config may override them.
+TRAINING_DEFAULTS = PLAN_DEFAULTS
 
 
 def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None,
           preset: str | None = None, batch_size: int | None = None, config: dict | None = None,
           limit: int | None = None, callbacks=(), verbose: int | None = None, progress=None,
-          prepare=None, info: dict | None = None) -> Predictor:
+          prepare=None, info: dict | None = None, time_budget: float | None = None) -> Predictor:
     """Train ``task`` (a Task) on ``data`` (default: its own offline data) and save it.
 
     ``limit`` keeps at most that many examples per split (quick runs).
@@ -38,24 +40,29 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     evaluating, saving); epochs are reported by Keras callbacks.
     ``prepare(dataset) -> dataset`` changes the data once read (a tuned model's final training adds the
     validation split to the training split); ``info`` adds facts to task.json (the search that chose the config).
-    Returns a Predictor for the trained model.
+    The training plan (steps, batch, patience, schedule and the task's own choices) follows the data
+    (``dlapps.recipes``); ``config``, ``epochs``, ``batch_size`` and ``time_budget`` (seconds) are the user's and
+    win over it. Returns a Predictor for the trained model.
     """
     progress = progress or (lambda stage: None)
     started = time.time()
     task_name = task.name
-    task.config.update(config or {})
+    config = {**(config or {}), **({"time_budget": time_budget} if time_budget is not None else {})}
+    task.config.update(config)
     settings = fit_settings(task, epochs, batch_size)
+    user = set(config) | ({"epochs"} if epochs is not None else set()) | (
+        {"batch_size"} if batch_size is not None else set())
 
     rt = runtime_mod.configure(seed)
     progress("reading the data" if data else "preparing the default data")
     dataset = read_dataset(task, data, seed, limit)
     if prepare is not None:
         dataset = prepare(dataset)
-    task.config.update({**dataset.config, **(config or {})})  # what the user set wins over the data's suggestion
+    task.config.update({**dataset.config, **config})  # what the user set wins over the data's suggestion
     out = Path(out).expanduser() if out else store.default_model_dir(task_name)
     run_dir = _run_dir(task_name, data, seed, preset, out, task.config, limit, getattr(prepare, "__name__", None))
     model, fitted = fit(task, dataset, settings, run_dir, seed=seed, preset=preset, callbacks=callbacks,
-                        verbose=verbose, progress=progress)
+                        verbose=verbose, progress=progress, user=user)
 
     progress("evaluating on the held-out test split")
     predictor = Predictor(task, model)
@@ -65,7 +72,8 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
         "resumed_from_epoch": fitted["resumed_from_epoch"], "batch_size": settings["batch_size"],
         "global_batch_size": fitted["global_batch_size"], "seconds": round(time.time() - started, 1),
         "hardware": hardware(rt), "strategy": rt.strategy_name, "replicas": rt.replicas,
-        "precision": rt.precision, "logs": str(run_dir / "logs"),
+        "precision": rt.precision, "logs": str(run_dir / "logs"), "steps": fitted["steps"],
+        "recipe": fitted["recipe"],
     }
     progress("saving")
     # Of several workers only the chief keeps the model; the others save to a scratch folder, as TF advises.
@@ -105,21 +113,31 @@ def read_dataset(task, data=None, seed: int = 0, limit: int | None = None):
 
 
 def fit(task, dataset, settings: dict, run_dir: Path, *, seed: int = 0, preset: str | None = None,
-        callbacks=(), verbose: int | None = None, progress=None):
-    """Build the task's model (adapting the task to ``dataset`` first, or from ``preset``), compile it and fit it
-    on the training split with early stopping on the validation split and the core's callbacks; resumes from
-    the backup in ``run_dir``. Returns ``(model, facts)``: ``epochs_run``, ``resumed_from_epoch``,
-    ``global_batch_size`` and the Keras ``history`` (of this run's epochs)."""
+        callbacks=(), verbose: int | None = None, progress=None, user=()):
+    """Build the task's model (adapting the task to ``dataset`` first, or from ``preset``), plan the training
+    from the data (``dlapps.recipes``; the keys in ``user`` keep their values), compile it and fit it on the
+    training split with early stopping on the validation split and the core's callbacks; resumes from the
+    backup in ``run_dir``. Returns ``(model, facts)``: ``epochs_run``, ``resumed_from_epoch``,
+    ``global_batch_size``, ``steps``, ``recipe`` (the plan, for task.json) and the Keras ``history`` (of this
+    run's epochs)."""
     progress = progress or (lambda stage: None)
     rt = runtime_mod.configure(seed)
-    global_batch = rt.global_batch_size(settings["batch_size"])
     progress("building the model")
     if not preset:
         task.adapt(dataset)
+    recipe = plan(task, dataset, settings, user, rt.replicas)
+    global_batch = rt.global_batch_size(settings["batch_size"])
     with rt.strategy.scope():
         model = task.load_preset(preset, task.config) if preset else task.build_model(task.config)
         task.compile_model(model, jit_compile=rt.jit_compile)
+        apply_schedule(model, task.config)
     train_ds = task.make_dataset(dataset.train, training=True, batch_size=global_batch, seed=seed)
+    per_pass = math.ceil(len(dataset.train) / global_batch)
+    steps_per_epoch = int(task.config.get("steps_per_epoch") or 0)
+    if steps_per_epoch > per_pass and task.config.get("schedule") != "own":
+        train_ds = train_ds.repeat()  # an epoch of several passes (the plan's steps_per_epoch)
+    else:
+        steps_per_epoch = None
     val_ds = task.make_dataset(dataset.validation, training=False, batch_size=global_batch, seed=seed)
 
     progress("training")
@@ -130,8 +148,9 @@ def fit(task, dataset, settings: dict, run_dir: Path, *, seed: int = 0, preset: 
         history = multiworker.fit(model, train_ds, val_ds, rt.strategy, settings["epochs"], len(dataset.train),
                                   len(dataset.validation), global_batch, verbose=_verbosity(verbose))
         return model, {"epochs_run": settings["epochs"], "resumed_from_epoch": 0, "global_batch_size": global_batch,
-                       "history": history}
+                       "history": history, "steps": task.config.get("steps"), "recipe": recipe.record()}
     repair_backup(run_dir / "backup")
+    keep_backup_of_the_same_plan(run_dir / "backup", task.config)
     resumed_from = _completed_epochs(run_dir / "backup")
     if resumed_from:
         print(f"Resuming {task.name} training from epoch {resumed_from} (state in {run_dir})", file=sys.stderr)
@@ -139,15 +158,35 @@ def fit(task, dataset, settings: dict, run_dir: Path, *, seed: int = 0, preset: 
         train_ds,
         validation_data=val_ds,
         epochs=settings["epochs"],
+        steps_per_epoch=steps_per_epoch,
         callbacks=[*task.callbacks(default_callbacks(task, run_dir, settings["patience"],
-                                                     steps_per_epoch=math.ceil(len(dataset.train) / global_batch)),
+                                                     steps_per_epoch=steps_per_epoch or per_pass,
+                                                     model=model),
                                    run_dir), *callbacks],
         verbose=_verbosity(verbose),
         shuffle=False,  # the tf.data pipeline shuffles
     )
     epochs_run = resumed_from + len(history.history.get("loss", []))
     return model, {"epochs_run": epochs_run, "resumed_from_epoch": resumed_from, "global_batch_size": global_batch,
-                   "history": history.history}
+                   "history": history.history, "steps": task.config.get("steps"), "recipe": recipe.record()}
+
+
+def plan(task, dataset, settings: dict, user=(), replicas: int = 1) -> Recipe:
+    """The training plan for ``dataset``: the task's own choices (``Task.plan``), then the core's (batch, steps,
+    epochs, patience, warm-up); printed, and folded into ``settings`` and the task config. Keys in ``user``
+    and in the dataset's own config keep their values."""
+    for key, value in TRAINING_DEFAULTS.items():
+        task.config.setdefault(key, value)
+    for key in ("epochs", "batch_size", "patience"):
+        task.config[key] = settings[key]
+    recipe = Recipe(task.config, user=user, given=dataset.config)
+    task.plan(dataset, recipe)
+    if task.config.get("schedule") != "own":
+        plan_training(recipe, len(dataset.train), replicas)
+    settings.update({key: task.config[key] for key in ("epochs", "batch_size", "patience")})
+    _check_positive(settings)
+    recipe.print(task.name)
+    return recipe
 
 
 def _checks_examples(task) -> bool:
@@ -187,29 +226,46 @@ def evaluate(predictor, data=None) -> dict:
 
 
 def with_baseline_check(task, metrics: dict) -> dict:
-    """``metrics`` with ``baseline_check`` (see ``Task.baseline``); a model that is not clearly better than
-    the trivial baseline is reported loudly on stderr."""
-    check = task.baseline.check(metrics) if task.baseline is not None else None
-    if check is None:
+    """``metrics`` with ``baseline_checks`` (one per ``Task.baseline``) and ``baseline_check`` (the first, the
+    trivial one); a model that is not clearly better than one of them is reported loudly on stderr."""
+    from dlapps.task import baselines_of
+
+    checks = [check for check in (b.check(metrics) for b in baselines_of(task)) if check is not None]
+    if not checks:
         return metrics
-    if not check["better"]:
-        print(f"\ndlapps: WARNING: this {task.name} model looks useless: {check['message']}. Check the data "
-              "(labels, balance, size) and the training settings before using it.\n", file=sys.stderr)
-    return {**metrics, "baseline_check": check}
+    for check in checks:
+        if check["better"]:
+            continue
+        if check.get("kind") == "classical":
+            print(f"\ndlapps: WARNING: this {task.name} model is no better than a cheap classical model: "
+                  f"{check['message']}. Use more data, more training steps (--set steps=N) or a preset, or use "
+                  "the classical model.\n", file=sys.stderr)
+        else:
+            print(f"\ndlapps: WARNING: this {task.name} model looks useless: {check['message']}. Check the data "
+                  "(labels, balance, size) and the training settings before using it.\n", file=sys.stderr)
+    return {**metrics, "baseline_check": checks[0], "baseline_checks": checks}
 
 
-#: Early stopping and learning-rate cuts wait at least this many optimizer steps, whatever the epoch count says.
-MIN_PATIENCE_STEPS = 100
+PLAN_FILE = "dlapps_plan.json"
 
 
-def patience_epochs(patience: int, steps_per_epoch: int | None) -> int:
-    """``patience`` (epochs), raised so that at least ``MIN_PATIENCE_STEPS`` steps pass. An epoch of a tiny
-    dataset is one or two steps: too few for the weights, and BatchNorm's moving statistics that validation
-    uses, to catch up, so validation sits at chance for the first epochs while training improves; counted in
-    epochs, patience would halve the learning rate and stop training before the model had learned anything."""
-    if not steps_per_epoch:
-        return patience
-    return max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
+def keep_backup_of_the_same_plan(folder: Path, config: dict) -> None:
+    """Resume only a run of the same plan: the task config after planning is kept beside Keras' backup, and a
+    backup made under another plan (the data or dlapps changed what the plan chooses) is set aside with a
+    message, so that weights are never resumed into a different model or schedule."""
+    path = folder / PLAN_FILE
+    planned = json.dumps(config, sort_keys=True, default=str)
+    if (folder / "training_metadata.json").is_file():
+        try:
+            same = path.read_text(encoding="utf-8") == planned
+        except OSError:
+            same = False
+        if not same:
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"dlapps: the training backup in {folder} was made under another plan; training starts over from "
+                  "the first epoch", file=sys.stderr)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(planned, encoding="utf-8")
 
 
 def repair_backup(folder: Path) -> None:
@@ -243,16 +299,34 @@ def repair_backup(folder: Path) -> None:
               "to; training starts over from the first epoch", file=sys.stderr)
 
 
-def default_callbacks(task, run_dir: Path, patience: int, steps_per_epoch: int | None = None) -> list:
+#: With a learning-rate schedule, early stopping watches only the epochs past this share of the plan.
+EARLY_STOPPING_FROM = 0.5
+
+
+def default_callbacks(task, run_dir: Path, patience: int, steps_per_epoch: int | None = None, model=None) -> list:
+    """Backup for resume, the learning-rate plan, early stopping and TensorBoard. A model whose optimizer
+    follows a schedule (``warmup_cosine``) gets the ``TrainingClock`` (time budget, the schedule's clock) in
+    place of halving the rate on plateaus, which would fight the schedule."""
     import keras
 
     patience = patience_epochs(patience, steps_per_epoch)
+    schedule = schedule_of(model) if model is not None else None
+    seconds = float(task.config.get("time_budget") or 0)
+    pace = ([TrainingClock(seconds, run_dir / "backup", schedule)] if schedule is not None or seconds else [])
+    if schedule is None:
+        pace.insert(0, keras.callbacks.ReduceLROnPlateau(monitor=task.monitor, factor=0.5,
+                                                         patience=max(2, patience // 3)))
     return [
         # Saves weights and epoch after every epoch: a rerun continues from there.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=task.monitor, factor=0.5, patience=max(2, patience // 3)),
-        keras.callbacks.EarlyStopping(monitor=task.monitor, patience=patience, restore_best_weights=True),
+        # With a schedule, not in the first half of the plan: the rate is still high, validation is still noisy,
+        # and a model that guesses uniformly has the lowest loss (the best weights must not be the first ones).
+        keras.callbacks.EarlyStopping(monitor=task.monitor, patience=patience, restore_best_weights=True,
+                                      start_from_epoch=int(task.config.get("epochs", 0) * EARLY_STOPPING_FROM)
+                                      if schedule is not None else 0),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
+        # Last: it reads the step the backup restored, and saves its time after the backup's epoch.
+        *pace,
     ]
 
 

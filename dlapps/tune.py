@@ -33,6 +33,7 @@ from dlapps import store
 from dlapps.api import task_class
 from dlapps.errors import SearchError, last_line
 from dlapps.options import Param, check_space, parse_param
+from dlapps.task import baselines_of
 from dlapps.training import TRAINING_DEFAULTS, fit, fit_settings, read_dataset
 
 ALGORITHMS = ("random", "bayesian", "hyperband")
@@ -73,12 +74,13 @@ def objective_for(task_cls, text: str | None = None) -> Objective:
         name, _, direction = text.partition(":")
         if not name or direction not in ("", "max", "min"):
             raise SearchError(f"expected --objective METRIC or METRIC:max or METRIC:min, received {text!r}")
-    else:
-        name, direction = (task_cls.baseline.metric if task_cls.baseline else task_cls.monitor), ""
+    trivial = next(iter(baselines_of(task_cls)), None)
+    if not text:
+        name, direction = (trivial.metric if trivial else task_cls.monitor), ""
     if direction:
         return Objective(name, direction == "max")
-    if task_cls.baseline is not None and name == task_cls.baseline.metric:
-        return Objective(name, task_cls.baseline.higher_is_better)
+    if trivial is not None and name == trivial.metric:
+        return Objective(name, trivial.higher_is_better)
     return Objective(name, not any(word in name.lower() for word in LOWER_IS_BETTER))
 
 
@@ -201,7 +203,10 @@ class TrialRunner:
         settings = fit_settings(task, epochs or self.epochs, self.batch_size)
         run_dir = self.folder / "trials" / trial_id
         callbacks = [_stop_at(self.deadline)] if self.deadline else []
-        model, fitted = fit(task, dataset, settings, run_dir, seed=self.seed, callbacks=callbacks, verbose=self.verbose)
+        user = {*self.config, *values, *(["epochs"] if epochs or self.epochs else []),
+                *(["batch_size"] if self.batch_size else [])}  # the trial's settings win over the data's plan
+        model, fitted = fit(task, dataset, settings, run_dir, seed=self.seed, callbacks=callbacks,
+                            verbose=self.verbose, user=user)
         score, metrics = self._score(task, model, fitted, dataset)
         result = {"score": score, "epochs_run": fitted["epochs_run"], "seconds": round(time.time() - started, 1),
                   "metrics": metrics, "values": values, "started": started, "finished": time.time()}

@@ -95,10 +95,18 @@ def model_summary(predictor) -> str:
     text = f"{task.description}{where}" + (f" Held-out test: {', '.join(headline[:6])}." if headline else "")
     if knows:
         text = f"**What this model knows:** {knows}\n\n{text}"
-    check = predictor.metrics.get("baseline_check")
-    if check and not check["better"]:
-        text += f"\n\n**Warning: this model is not clearly better than a trivial baseline:** {check['message']}."
+    for check in baseline_checks(predictor.metrics):
+        if not check["better"]:
+            text += f"\n\n**Warning: this model is not clearly better than a {check.get('kind', 'trivial')} " \
+                    f"baseline:** {check['message']}."
+        elif check.get("kind") == "classical":
+            text += f" Against a classical model: {check['message']}."
     return text
+
+
+def baseline_checks(metrics: dict) -> list[dict]:
+    """The baseline checks of a model's metrics (older models have the trivial one only)."""
+    return metrics.get("baseline_checks") or ([metrics["baseline_check"]] if metrics.get("baseline_check") else [])
 
 
 def option_control(name: str, option, config: dict, **kwargs):

@@ -17,7 +17,7 @@ TINY_RECOMMENDATION_CONFIG = {"embedding_dim": 8, "history_length": 10, "max_see
 #: A small, fast translation config for tests.
 TINY_TRANSLATION_CONFIG = {"hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "encoder_layers": 1,
                            "decoder_layers": 1, "tokenizer_vocab_size": 300, "dropout": 0.0,
-                           "passes_per_epoch": 1, "warmup_steps": 2, "batch_size": 64, "max_training_seconds": 0}
+                           "passes_per_epoch": 1, "warmup_steps": 2, "batch_size": 64, "time_budget": 0}
 
 #: A small, fast speech recognizer config for tests.
 TINY_SPEECH_CONFIG = {"num_mel_bins": 40, "conv_filters": 8, "rnn_units": 16, "rnn_layers": 1, "dropout": 0.0}

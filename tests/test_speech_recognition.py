@@ -258,7 +258,8 @@ def test_eval_reports_the_wer_and_cer_of_the_models_own_transcripts(speech_model
 
     model = speech_model.model_dir
     assert main(["eval", "speech-recognition", "--model", str(model)]) == 0
-    assert "WER" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "WER" in out and "the training split's most frequent transcript" in out
     metrics = json.loads((model / "metrics.json").read_text())
     # The same numbers, recomputed by jiwer from what the model hears on the held-out split.
     test = speech_dataset(speech_corpus, ALPHABET).test
@@ -270,6 +271,10 @@ def test_eval_reports_the_wer_and_cer_of_the_models_own_transcripts(speech_model
     assert metrics["exact"] == round(sum(s == h for s, h in zip(said, heard)) / len(said), 4)
     assert metrics["word_errors"]["reference_words"] == sum(len(s.split()) for s in said)
     assert f"| wer | {metrics['wer']:.4f} |" in (model / "README.md").read_text()
+    # The baseline recomputed by eval: the training split's most frequent transcript, saved with the model.
+    assert metrics["frequent_transcript_wer"] == round(jiwer.wer(said, [metrics["frequent_transcript"]] * len(said)), 4)
+    assert [c["baseline"] for c in metrics["baseline_checks"]] == [metrics["most_frequent_wer"],
+                                                                     metrics["frequent_transcript_wer"]]
     assert main(["eval", "speech-recognition", "--model", str(model), "--data", str(speech_corpus / "train.csv"),
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["utterances"] == 48
@@ -302,6 +307,46 @@ def test_speech_metrics_count_errors_over_the_whole_split():
     assert one_wrong["worst"] == [{"reference": "one two three", "hypothesis": "one two tree", "wer": 0.333}]
     extra = speech_metrics(said, ["one two three", "stop stop", "go left now"])
     assert extra["wer"] == round(1 / 7, 4) and extra["word_errors"]["insertions"] == 1
+
+
+def test_the_most_frequent_transcript_is_the_one_said_most_often_and_scored_by_wer():
+    import jiwer
+
+    from dlapps_plugins.speech_recognition.speech_metrics import most_frequent, speech_metrics
+
+    assert most_frequent(["go left", "stop", "one two", "stop", "go left", "stop"]) == "stop"
+    assert most_frequent(["stop", "go", "go", "stop"]) == "go", "a tie goes to the first alphabetically"
+    assert most_frequent([]) is None
+    said, heard = ["one two three", "stop", "go left now", "stop"], ["one two three", "stop", "go left", "stop"]
+    metrics = speech_metrics(said, heard, frequent_transcript="go left")
+    assert metrics["frequent_transcript"] == "go left"
+    # 3 + 2 + 1 + 2 word errors (substituted, deleted, inserted) of 8 words
+    assert metrics["frequent_transcript_wer"] == round(jiwer.wer(said, ["go left"] * 4), 4) == 1.0
+    assert "frequent_transcript_wer" not in speech_metrics(said, heard), "a model saved without it: left out"
+
+
+def test_the_training_splits_most_frequent_transcript_is_saved_as_a_baseline(speech_model, speech_corpus):
+    import jiwer
+
+    from dlapps.task import baselines_of
+    from dlapps_plugins.speech_recognition.speech_metrics import most_frequent
+
+    assert [(b.baseline, b.kind, b.higher_is_better) for b in baselines_of(SpeechRecognition)] == [
+        ("most_frequent_wer", "trivial", False), ("frequent_transcript_wer", "trivial", False)]
+    data = speech_dataset(speech_corpus, ALPHABET)
+    expected = most_frequent(list(data.train.targets))
+    saved = json.loads((speech_model.model_dir / "assets" / "frequent_transcript.json").read_text())
+    assert saved == {"transcript": expected} and speech_model.task.frequent_transcript == expected
+    metrics = speech_model.metrics  # measured on the held-out split at the end of training
+    test = list(data.test.targets)
+    assert (metrics["frequent_transcript"], metrics["frequent_transcript_wer"]) == (
+        expected, round(jiwer.wer(test, [expected] * len(test)), 4))
+    trivial, frequent = metrics["baseline_checks"]
+    assert trivial["baseline"] == metrics["most_frequent_wer"]
+    assert (frequent["metric"], frequent["value"], frequent["baseline"], frequent["kind"]) == (
+        "wer", metrics["wer"], metrics["frequent_transcript_wer"], "trivial")
+    reference = metrics["frequent_transcript_wer"]
+    assert frequent["better"] == (metrics["wer"] < reference - 0.05 * reference)  # clearly: by the 5% margin
 
 
 def test_spectrogram_image_marks_each_character_where_it_was_heard():

@@ -104,3 +104,68 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
 def test_bad_training_settings_are_refused(tmp_path, option):
     with pytest.raises(DataError, match="positive integer"):
         dlapps.train("image-classification", out=tmp_path / "m", **option)
+
+
+def test_the_plan_follows_the_size_of_the_data_and_keeps_what_the_user_set():
+    from dlapps.recipes import PLAN_DEFAULTS, Recipe, plan_training
+
+    def planned(train_size, user=(), given=(), **config):
+        recipe = Recipe({**PLAN_DEFAULTS, "batch_size": 64, "epochs": 60, "min_steps": 2000, "max_steps": 6000,
+                         "patience": 10, **config}, user=user, given=given)
+        plan_training(recipe, train_size)
+        return recipe.config, {c.key: c.why for c in recipe.choices.values()}
+
+    # 126 images: a smaller batch, the floor of steps, several passes an epoch, patience and warm-up in steps.
+    config, why = planned(126)
+    assert config["batch_size"] == 32 and "at least 3 steps" in why["batch_size"]
+    assert config["steps"] == 2000 and "raised to the floor min_steps=2,000" in why["steps"]
+    assert config["steps_per_epoch"] == 25 and config["epochs"] == 80
+    assert config["patience"] == 20  # 25% of 2,000 steps = 500 steps = 20 epochs of 25
+    assert config["warmup_steps"] == 100
+    # Plenty of data: the default batch, 60 passes, capped by the ceiling.
+    config, why = planned(20_000)
+    assert config["batch_size"] == 64 and config["steps_per_epoch"] == 313
+    assert config["steps"] == 6000 and "capped at max_steps=6,000" in why["steps"]
+    assert config["epochs"] == 20
+    # In between: 60 passes.
+    config, _ = planned(3_000)
+    assert config["steps"] == 60 * 47 and config["epochs"] == 60
+    # The user's --epochs and --batch-size win; the steps follow from them.
+    config, why = planned(126, user={"epochs", "batch_size"}, epochs=3, batch_size=8)
+    assert (config["batch_size"], config["epochs"], config["steps_per_epoch"], config["steps"]) == (8, 3, 16, 48)
+    assert why["batch_size"] == why["epochs"] == "set by you"
+    # --set steps=N: the epochs follow.
+    config, why = planned(126, user={"steps"}, steps=300)
+    assert config["steps"] == 300 and config["epochs"] == 12 and why["steps"] == "set by you"
+    # What the dataset declares is kept too, and said so.
+    config, why = planned(126, given={"batch_size"}, batch_size=16)
+    assert config["batch_size"] == 16 and why["batch_size"] == "set by the dataset"
+
+
+def test_a_training_run_prints_its_plan_and_records_it_in_task_json_and_the_model_card(tmp_path, capsys):
+    import json
+
+    from toy_tasks import Denoiser
+
+    predictor = dlapps.train(Denoiser(), out=tmp_path / "model", verbose=0, config={"steps": 30}, time_budget=600)
+    err = capsys.readouterr().err
+    assert "training plan, from the data" in err and "steps=30: set by you" in err
+    recipe = json.loads((tmp_path / "model" / "task.json").read_text())["training"]["recipe"]
+    choices = {c["key"]: c for c in recipe["choices"]}
+    assert choices["steps"]["value"] == 30 and choices["time_budget"]["value"] == 600
+    assert choices["epochs"]["value"] == predictor.meta["training"]["epochs"]
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "## Training plan" in card and "`steps=30`: set by you" in card
+
+
+def test_a_backup_made_under_another_plan_is_not_resumed(tmp_path, capsys):
+    from dlapps.training import PLAN_FILE, _completed_epochs, keep_backup_of_the_same_plan
+
+    backup = tmp_path / "backup"
+    keep_backup_of_the_same_plan(backup, {"steps": 2000, "image_size": 32})
+    (backup / "training_metadata.json").write_text('{"epoch": 7}')
+    keep_backup_of_the_same_plan(backup, {"image_size": 32, "steps": 2000})  # the same plan: resumed
+    assert _completed_epochs(backup) == 7 and "another plan" not in capsys.readouterr().err
+    keep_backup_of_the_same_plan(backup, {"steps": 2000, "image_size": 64})  # the plan changed: starts over
+    assert _completed_epochs(backup) == 0 and "made under another plan" in capsys.readouterr().err
+    assert json.loads((backup / PLAN_FILE).read_text())["image_size"] == 64

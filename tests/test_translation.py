@@ -13,7 +13,8 @@ from dlapps.errors import DataError, InvalidInputError
 from dlapps.testing import gradio_client, run_task_test
 from dlapps_plugins.translation import message_catalogs, number_corpus, sentence_pairs
 from dlapps_plugins.translation.beam_search import beam_search, copy_counts
-from dlapps_plugins.translation.data_scaled_defaults import WarmupCosine, length_limit, plan
+from dlapps.recipes import WarmupCosine
+from dlapps_plugins.translation.data_scaled_defaults import length_limit, plan
 from dlapps_plugins.translation.placeholders import mask, mask_pair, restore
 from dlapps_plugins.translation.sentence_pairs import number_dataset, read_pairs, tsv_dataset
 from dlapps_plugins.translation.translation_task import Translation
@@ -179,7 +180,7 @@ def test_the_learning_rate_anneals_by_the_steps_or_the_clock_whichever_ends_firs
     assert float(WarmupCosine(peak, 0, 1000)(0)) == pytest.approx(peak), "no warm-up: the peak at once"
     # Saved with the model's optimizer, loaded back by name.
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule),
-                                                  custom_objects={"WarmupCosine": WarmupCosine})
+                                                  custom_objects={"WarmupCosine": type(schedule)})
     assert again.get_config() == schedule.get_config() == {"peak": peak, "warmup_steps": 100, "total_steps": 1000,
                                                            "floor_share": 0.05}
 
@@ -189,7 +190,7 @@ def test_the_training_clock_stops_anneals_and_goes_on_after_a_resume(tmp_path, m
 
     import keras
 
-    from dlapps_plugins.translation.data_scaled_defaults import CLOCK_FILE, TrainingClock
+    from dlapps.recipes import CLOCK_FILE, TrainingClock
 
     now = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: now[0])
@@ -226,7 +227,7 @@ def test_the_training_clock_stops_anneals_and_goes_on_after_a_resume(tmp_path, m
     assert float(schedule.clock.numpy()) == pytest.approx(0.5), "the clock goes on where it was, not from 0"
     now[0] += 46.0
     clock.on_train_batch_end(0)
-    assert model.stop_training and "101 s spent, the limit is max_training_seconds=100" in capsys.readouterr().err
+    assert model.stop_training and "101 s spent, the time budget is time_budget=100 s" in capsys.readouterr().err
     # A fresh run (no Keras backup) starts its clock from zero.
     (backup / "training_metadata.json").unlink()
     model.stop_training = False
@@ -491,10 +492,11 @@ def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, cap
     model = translation_model.model_dir
     (model / "metrics.json").write_text("{}")
     assert main(["eval", "translation", "--model", str(model)]) == 0
-    assert "BLEU" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "BLEU" in out and "A word-for-word dictionary learned from the training pairs: BLEU" in out
     metrics = json.loads((model / "metrics.json").read_text())
-    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences", "copy_source_chrf", "baseline_check",
-                            "flagged_out_of_domain"}
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences", "copy_source_chrf", "dictionary_bleu",
+                            "dictionary_chrf", "baseline_check", "baseline_checks", "flagged_out_of_domain"}
     assert 0 <= metrics["chrf"] <= 100
     check = metrics["baseline_check"]  # the model against copying the source unchanged
     assert (check["metric"], check["value"], check["baseline"]) == ("chrf", metrics["chrf"], metrics["copy_source_chrf"])
@@ -502,6 +504,73 @@ def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, cap
     pairs = write_pairs(tmp_path / "more.tsv", 25)
     assert main(["eval", "translation", "--model", str(model), "--data", str(pairs), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sentences"] == 25
+
+
+# -- the classical baseline: a word-for-word dictionary -------------------------------
+PAIRS = [("the red house", "la maison rouge"), ("the big house", "la grande maison"),
+         ("a red car", "une voiture rouge"), ("the car is big", "la voiture est grande"),
+         ("a house", "une maison"), ("the red car", "la voiture rouge")]
+
+
+def test_a_word_dictionary_learned_from_a_few_pairs_translates_word_by_word(tmp_path):
+    from dlapps_plugins.translation.word_dictionary import WordDictionary
+
+    dictionary = WordDictionary.learn(PAIRS)
+    assert dictionary.entries == {"a": "une", "big": "grande", "car": "voiture", "house": "maison", "is": "est",
+                                  "red": "rouge", "the": "la"}
+    # Word by word in the source's order; capitals kept; unknown words, punctuation, numbers and
+    # placeholders (whose letters are not words to translate) copied as they are.
+    assert dictionary.translate("The red car is big.") == "La rouge voiture est grande."
+    assert dictionary.translate("THE blue house") == "LA blue maison"
+    assert dictionary.translate("The {house} is red: see http://red.example/house, 3 cars") == \
+        "La {house} est rouge: see http://red.example/house, 3 cars"
+    # Dice's coefficient, not raw co-occurrence: "big" now meets "la" 3 times and "grande" 2, but "la" is
+    # also in 3 pairs without "big" (Dice 6/8) while "grande" never is (Dice 4/5).
+    assert WordDictionary.learn(PAIRS + [("the big table", "la table immense")]).entries["big"] == "grande"
+    dictionary.save(tmp_path)
+    again = WordDictionary.load(tmp_path)
+    assert (again.entries, again.pairs) == (dictionary.entries, len(PAIRS))
+    assert WordDictionary.load(tmp_path / "elsewhere") is None  # a model from before the dictionary
+
+
+def test_the_dictionary_baseline_is_learned_from_the_training_pairs_and_scored_like_the_model(translation_model,
+                                                                                                tmp_path, capsys):
+    import shutil
+
+    import sacrebleu
+
+    from dlapps.task import baselines_of
+    from dlapps_plugins.translation.word_dictionary import WordDictionary
+
+    assert [(b.baseline, b.kind) for b in baselines_of(Translation)] == [("copy_source_chrf", "trivial"),
+                                                                         ("dictionary_bleu", "classical")]
+    data = tsv_dataset(translation_model.meta["data"]["source"])
+    saved = WordDictionary.load(translation_model.model_dir / "assets")
+    learned = WordDictionary.learn(pair for pair in zip(data.train.inputs, data.train.targets)
+                                   if mask_pair(*pair) is not None)
+    assert saved.entries == learned.entries and saved.pairs == learned.pairs
+    assert saved.entries == translation_model.task.dictionary.entries
+    # The held-out metrics score its translations of the test sources with the same BLEU and chrF as the model's.
+    metrics = translation_model.metrics
+    translated, references = saved.translate_all(data.test.inputs), [list(data.test.targets)]
+    assert metrics["dictionary_bleu"] == round(sacrebleu.corpus_bleu(translated, references).score, 2)
+    assert metrics["dictionary_chrf"] == round(sacrebleu.corpus_chrf(translated, references).score, 2)
+    assert metrics["dictionary_chrf"] > metrics["copy_source_chrf"], "the dictionary knows some French"
+    checks = metrics["baseline_checks"]
+    # The classical check compares BLEU (word order counts), not chrF, which word-by-word output does well on.
+    assert [(c["kind"], c["metric"], c["baseline"]) for c in checks] == [
+        ("trivial", "chrf", metrics["copy_source_chrf"]), ("classical", "bleu", metrics["dictionary_bleu"])]
+    assert checks[1]["better"] == (metrics["bleu"] > metrics["dictionary_bleu"])  # margin 0: strictly better
+    # A model saved before there was a dictionary has no such baseline: the key is left out.
+    older = tmp_path / "older"
+    shutil.copytree(translation_model.model_dir, older)
+    (older / "assets" / "word_dictionary.json").unlink()
+    pairs = write_pairs(tmp_path / "few.tsv", 20)
+    capsys.readouterr()
+    assert main(["eval", "translation", "--model", str(older), "--data", str(pairs), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert not {"dictionary_bleu", "dictionary_chrf"} & set(metrics)
+    assert [c["kind"] for c in metrics["baseline_checks"]] == ["trivial"]
 
 
 def test_translation_tab_through_the_gradio_client(translation_model):

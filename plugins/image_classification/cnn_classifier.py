@@ -14,11 +14,19 @@ def build_cnn(config: dict):
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     if config.get("dark_background"):
         x = DarkBackground(name="dark_background")(x)
+    if config.get("colour_jitter"):  # training only: the class is in the shape, not the colour
+        x = ColourJitter(name="colour_jitter")(x)
+    if config.get("standardize"):
+        x = PerImageStandardization(name="standardize")(x)
     if config.get("augment"):  # active in training only
         if config.get("flip", True):
-            x = layers.RandomFlip("horizontal")(x)
-        x = layers.RandomTranslation(config.get("shift", 0.08), config.get("shift", 0.08), fill_mode="constant")(x)
-        x = layers.RandomZoom(config.get("zoom", 0.1), fill_mode="constant")(x)
+            x = layers.RandomFlip("horizontal_and_vertical" if config["flip"] == "both" else "horizontal")(x)
+        fill = config.get("fill_mode", "constant")
+        if config.get("rotation"):
+            x = layers.RandomRotation(config["rotation"], fill_mode=fill)(x)
+        x = layers.RandomTranslation(config.get("shift", 0.08), config.get("shift", 0.08), fill_mode=fill)(x)
+        if config.get("zoom"):
+            x = layers.RandomZoom(config["zoom"], fill_mode=fill)(x)
     for i, filters in enumerate(config["filters"]):
         if i:
             x = layers.MaxPooling2D()(x)
@@ -53,6 +61,89 @@ def _dark_background_layer():
             return ops.where(light[:, None, None, None], 1.0 - images, images)
 
     return DarkBackground
+
+
+def _standardization_layer():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="dlapps_image_classification")
+    class PerImageStandardization(keras.layers.Layer):
+        """Each image minus its own mean, divided by its own spread (in training and inference alike): a dim
+        photo and a bright one of the same thing reach the network alike."""
+
+        def call(self, images):
+            from keras import ops
+
+            mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+            spread = ops.sqrt(ops.mean(ops.square(images - mean), axis=(1, 2, 3), keepdims=True))
+            return (images - mean) / ops.maximum(spread, 1.0 / 255.0)
+
+    return PerImageStandardization
+
+
+def standardization_class():
+    """The ``PerImageStandardization`` layer class, made (and registered with Keras) on first use."""
+    global _Standardization
+    if _Standardization is None:
+        _Standardization = _standardization_layer()
+    return _Standardization
+
+
+def PerImageStandardization(**kwargs):  # noqa: N802  (builds the layer)
+    return standardization_class()(**kwargs)
+
+
+_Standardization = None
+
+
+def _colour_jitter_layer():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="dlapps_image_classification")
+    class ColourJitter(keras.layers.Layer):
+        """In training only, each image (values in [0, 1]) gets its colour channels in a random order, becomes
+        grey with probability ``grey`` and is inverted with probability ``invert``: the colours of a few
+        training images then say nothing, and the network must learn the shapes and textures. A no-op in
+        inference."""
+
+        def __init__(self, grey: float = 0.3, invert: float = 0.5, seed: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self.grey, self.invert, self.seed = float(grey), float(invert), seed
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=None):
+            from keras import ops
+
+            if not training:
+                return images
+            batch = ops.shape(images)[0]
+            order = ops.argsort(keras.random.uniform((batch, 3), seed=self.generator), axis=-1)
+            shuffled = ops.take_along_axis(images, ops.broadcast_to(order[:, None, None, :], ops.shape(images)),
+                                           axis=-1)
+            draws = keras.random.uniform((batch, 2), seed=self.generator)
+            grey = ops.broadcast_to(ops.mean(shuffled, axis=-1, keepdims=True), ops.shape(shuffled))
+            shuffled = ops.where((draws[:, 0] < self.grey)[:, None, None, None], grey, shuffled)
+            return ops.where((draws[:, 1] < self.invert)[:, None, None, None], 1.0 - shuffled, shuffled)
+
+        def get_config(self):
+            return {**super().get_config(), "grey": self.grey, "invert": self.invert, "seed": self.seed}
+
+    return ColourJitter
+
+
+def colour_jitter_class():
+    """The ``ColourJitter`` layer class, made (and registered with Keras) on first use."""
+    global _ColourJitter
+    if _ColourJitter is None:
+        _ColourJitter = _colour_jitter_layer()
+    return _ColourJitter
+
+
+def ColourJitter(**kwargs):  # noqa: N802  (builds the layer)
+    return colour_jitter_class()(**kwargs)
+
+
+_ColourJitter = None
 
 
 def dark_background_class():

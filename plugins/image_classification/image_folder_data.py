@@ -35,7 +35,9 @@ def digits_dataset() -> Dataset:
         ),
         # Any polarity (dark-on-light drawings too) and digits smaller or off-centre in the frame, never mirrored.
         config={"labels": [str(d) for d in range(10)], "image_size": 16, "dark_background": True,
-                "augment": True, "flip": False, "shift": 0.1, "zoom": [-0.1, 0.6]},
+                "augment": True, "flip": False, "shift": 0.1, "zoom": [-0.1, 0.6],
+                "colour_jitter": False, "class_weights": None, "filters": [32, 64, 128], "standardize": False,
+                "fill_mode": "constant", "rotation": 0.0},
     )
 
 

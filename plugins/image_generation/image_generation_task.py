@@ -80,6 +80,7 @@ class ImageGeneration(Task):
         "epochs": 8,
         "batch_size": 64,
         "patience": 6,
+        "schedule": "plateau",  # halve the rate on plateaus: measured so; the core plans the steps
         "learning_rate": 2e-3,
     }
     search_space = {  # dlapps tune image-generation

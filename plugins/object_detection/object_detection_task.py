@@ -66,6 +66,7 @@ class ObjectDetection(Task):
         "epochs": 18,             # the learning rate decays on a cosine over them
         "batch_size": 8,
         "patience": 6,
+        "schedule": "plateau",  # its own cosine over the epochs (callbacks); the core plans the steps
         "learning_rate": 1e-3,
     }
     search_space = {  # dlapps tune object-detection

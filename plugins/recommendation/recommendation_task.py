@@ -39,6 +39,7 @@ class Recommendation(Task):
         "epochs": 10,             # about 5 s each on 2 CPU cores; early stopping usually ends it sooner
         "batch_size": 256,
         "patience": 2,
+        "schedule": "plateau",  # halve the rate on plateaus: measured so; the core plans the steps
         "learning_rate": 1e-3,
     }
     search_space = {  # dlapps tune recommendation

@@ -1,0 +1,93 @@
+"""The classical baseline a trained network must beat: scikit-learn's logistic regression on gradient histograms
+(scikit-image's HOG) and colour histograms, fitted on the same training split in seconds.
+
+Saved with the model as plain arrays (``assets/classical_baseline.npz``, read with ``allow_pickle=False``: no
+pickled scikit-learn object is ever loaded), so that ``dlapps eval`` scores it again on any data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FILE = "classical_baseline.npz"
+#: The images are compared at this size: gradient histograms of 8 x 8 cells, 9 orientations.
+SIZE = 32
+#: At most this many training images are used to fit it (a few seconds on 2 cores).
+MAX_IMAGES = 3000
+WHAT = "logistic regression on gradient and colour histograms (scikit-learn, fitted on the same training images)"
+
+
+def features(images) -> np.ndarray:
+    """One row per RGB image: its HOG descriptor (grey, ``SIZE`` px) and its colour histogram."""
+    import cv2
+    from skimage.feature import hog
+
+    from dlapps.plugin import resize_image
+    from dlapps_plugins.image_classification.image_recipe import colour_histogram
+
+    rows = []
+    for image in images:
+        small = resize_image(np.asarray(image), SIZE)
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        gradients = hog(grey, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), feature_vector=True)
+        rows.append(np.concatenate([gradients, colour_histogram(small)]))
+    return np.stack(rows).astype(np.float32)
+
+
+class ClassicalBaseline:
+    """A fitted linear classifier: standardized features -> class scores."""
+
+    def __init__(self, mean, scale, coef, intercept):
+        self.mean, self.scale = np.asarray(mean), np.asarray(scale)
+        self.coef, self.intercept = np.asarray(coef), np.asarray(intercept)
+
+    @classmethod
+    def fit(cls, images, labels, classes: int, seed: int = 0) -> "ClassicalBaseline":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        x, y = features(images), np.asarray(labels)
+        scaler = StandardScaler().fit(x)
+        model = LogisticRegression(C=0.1, max_iter=3000, random_state=seed).fit(scaler.transform(x), y)
+        coef = np.zeros((classes, x.shape[1]), np.float32)
+        intercept = np.full(classes, -1e9, np.float32)  # a class absent from the sample is never predicted
+        if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes
+            coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
+            coef[model.classes_[0]], intercept[model.classes_[0]] = 0.0, 0.0
+        else:
+            coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+        return cls(scaler.mean_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0), coef, intercept)
+
+    def predict(self, images) -> np.ndarray:
+        x = (features(images) - self.mean) / self.scale
+        return np.argmax(x @ self.coef.T + self.intercept, axis=1)
+
+    def save(self, folder) -> None:
+        np.savez(Path(folder) / FILE, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
+
+    @classmethod
+    def load(cls, folder) -> "ClassicalBaseline | None":
+        path = Path(folder) / FILE
+        if not path.is_file():
+            return None  # a model saved before it existed
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(saved["mean"], saved["scale"], saved["coef"], saved["intercept"])
+
+
+def fit_on_split(split, classes: int, seed: int = 0) -> ClassicalBaseline | None:
+    """The baseline fitted on (at most ``MAX_IMAGES`` of) a training split's readable images."""
+    from dlapps.plugin import DlappsError, read_image
+
+    chosen = np.unique(np.linspace(0, len(split) - 1, min(len(split), MAX_IMAGES)).round().astype(int))
+    images, labels = [], []
+    for i in chosen:
+        try:
+            images.append(read_image(split.inputs[i]))
+        except DlappsError:
+            continue
+        labels.append(int(split.targets[i]))
+    if len(set(labels)) < 2:
+        return None
+    return ClassicalBaseline.fit(images, labels, classes, seed)
