@@ -244,9 +244,7 @@ def cmd_train(args) -> int:
                       preset=args.preset, batch_size=args.batch_size, config=config, limit=args.limit,
                       time_budget=args.time_budget)
     print(predictor.task.format_metrics(predictor.metrics))
-    for check in predictor.metrics.get("baseline_checks", []):
-        print(f"{'' if check['better'] else 'WARNING: '}against the {check.get('kind', 'trivial')} baseline: "
-              f"{check['message']}")
+    _print_baseline_checks(predictor.metrics)
     if predictor.model_dir is None:
         print(f"\nTrained {args.task} as worker {args.worker_index}; worker 0 saved the model")
     else:
@@ -286,8 +284,19 @@ def cmd_eval(args) -> int:
     from dlapps.host import get_host
 
     metrics = evaluate(args.task, args.model, args.data)
-    print(json.dumps(metrics, indent=2) if args.json else get_host().task(args.task).format_metrics(metrics))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    print(get_host().task(args.task).format_metrics(metrics))
+    _print_baseline_checks(metrics)
     return 0
+
+
+def _print_baseline_checks(metrics: dict) -> None:
+    """One line per baseline the model was compared with (``Task.baseline``), WARNING where it is not better."""
+    for check in metrics.get("baseline_checks", []):
+        print(f"{'' if check['better'] else 'WARNING: '}against the {check.get('kind', 'trivial')} baseline: "
+              f"{check['message']}")
 
 
 def _add_task_flags(parser, task) -> None:

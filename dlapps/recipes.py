@@ -27,10 +27,11 @@ from pathlib import Path
 #: The plan's settings every task has; a task's ``default_config`` may override the values.
 #: ``epochs``: passes over the default data (the plan turns them into steps for other data); ``steps``: 0 lets
 #: the plan choose; ``min_steps`` / ``max_steps``: the floor and ceiling of the planned steps (0: none);
-#: ``patience``: epochs of early stopping, raised to ``patience_share`` of the steps; ``time_budget``: seconds
+#: ``patience``: epochs of early stopping (with the warm-up + cosine schedule, raised to ``patience_share`` of the
+#: steps, and watched from half-way only); ``time_budget``: seconds
 #: of training (0: none); ``schedule``: ``warmup_cosine`` or ``plateau`` (halve the rate on a plateau).
 PLAN_DEFAULTS = {"epochs": 20, "batch_size": 32, "patience": 5, "learning_rate": 1e-3, "steps": 0,
-                 "min_steps": 0, "max_steps": 0, "patience_share": 0.25, "warmup_share": 0.05,
+                 "min_steps": 0, "max_steps": 0, "patience_share": 0.5, "warmup_share": 0.05,
                  "time_budget": 0, "schedule": "warmup_cosine"}
 #: Early stopping and learning-rate cuts wait at least this many optimizer steps, whatever the epoch count says.
 MIN_PATIENCE_STEPS = 100
@@ -131,11 +132,17 @@ def plan_training(recipe: Recipe, train_size: int, replicas: int = 1) -> None:
                   f"validation, a backup) every {MIN_EPOCH_STEPS} steps at least")
     per_epoch = max(1, int(cfg["steps_per_epoch"]))
     recipe.choose("epochs", max(1, math.ceil(steps / per_epoch)), f"{steps:,} steps at {per_epoch} steps an epoch")
-    patience_steps = max(MIN_PATIENCE_STEPS, int(cfg.get("patience_share", 0.25) * steps))
-    recipe.choose("patience", max(int(cfg["patience"]), math.ceil(patience_steps / per_epoch)),
-                  f"epochs without a better validation score before stopping: at least {patience_steps:,} steps "
-                  f"({cfg.get('patience_share', 0.25):.0%} of the plan, {MIN_PATIENCE_STEPS} at least), so that a "
-                  "slow start is not taken for the end")
+    if cfg.get("schedule") == "warmup_cosine":
+        share = float(cfg.get("patience_share", 0.5))
+        patience_steps = max(MIN_PATIENCE_STEPS, int(share * steps))
+        recipe.choose("patience", max(int(cfg["patience"]), math.ceil(patience_steps / per_epoch)),
+                      f"epochs without a better validation score before stopping: {patience_steps:,} steps ({share:.0%} "
+                      "of the plan), watched from half-way: the cosine decay ends the run, and the best epoch of its "
+                      "second half is kept")
+    else:
+        recipe.choose("patience", patience_epochs(int(cfg["patience"]), per_epoch),
+                      f"epochs without a better validation score before the rate is halved (a third of it) and "
+                      f"training stops; at least {MIN_PATIENCE_STEPS} steps")
     if cfg.get("schedule") == "warmup_cosine":
         recipe.choose("warmup_steps", int(cfg.get("warmup_share", 0.05) * steps) if not cfg.get("warmup_steps")
                       else int(cfg["warmup_steps"]),

@@ -132,12 +132,6 @@ def fit(task, dataset, settings: dict, run_dir: Path, *, seed: int = 0, preset: 
         task.compile_model(model, jit_compile=rt.jit_compile)
         apply_schedule(model, task.config)
     train_ds = task.make_dataset(dataset.train, training=True, batch_size=global_batch, seed=seed)
-    per_pass = math.ceil(len(dataset.train) / global_batch)
-    steps_per_epoch = int(task.config.get("steps_per_epoch") or 0)
-    if steps_per_epoch > per_pass and task.config.get("schedule") != "own":
-        train_ds = train_ds.repeat()  # an epoch of several passes (the plan's steps_per_epoch)
-    else:
-        steps_per_epoch = None
     val_ds = task.make_dataset(dataset.validation, training=False, batch_size=global_batch, seed=seed)
 
     progress("training")
@@ -145,10 +139,18 @@ def fit(task, dataset, settings: dict, run_dir: Path, *, seed: int = 0, preset: 
         if callbacks:
             print(f"dlapps: WARNING: multi-worker training runs its own loop, which calls no Keras callbacks: "
                   f"{', '.join(type(c).__name__ for c in callbacks)} will not run", file=sys.stderr)
-        history = multiworker.fit(model, train_ds, val_ds, rt.strategy, settings["epochs"], len(dataset.train),
+        planned = int(task.config.get("steps_per_epoch") or 0) * global_batch  # the plan's epoch, in examples
+        history = multiworker.fit(model, train_ds, val_ds, rt.strategy, settings["epochs"],
+                                  max(len(dataset.train), planned),
                                   len(dataset.validation), global_batch, verbose=_verbosity(verbose))
         return model, {"epochs_run": settings["epochs"], "resumed_from_epoch": 0, "global_batch_size": global_batch,
                        "history": history, "steps": task.config.get("steps"), "recipe": recipe.record()}
+    per_pass = math.ceil(len(dataset.train) / global_batch)
+    steps_per_epoch = int(task.config.get("steps_per_epoch") or 0)
+    if steps_per_epoch > per_pass and task.config.get("schedule") != "own":
+        train_ds = train_ds.repeat()  # an epoch of several passes (the plan's steps_per_epoch)
+    else:
+        steps_per_epoch = None
     repair_backup(run_dir / "backup")
     keep_backup_of_the_same_plan(run_dir / "backup", task.config)
     resumed_from = _completed_epochs(run_dir / "backup")

@@ -120,7 +120,7 @@ def test_the_plan_follows_the_size_of_the_data_and_keeps_what_the_user_set():
     assert config["batch_size"] == 32 and "at least 3 steps" in why["batch_size"]
     assert config["steps"] == 2000 and "raised to the floor min_steps=2,000" in why["steps"]
     assert config["steps_per_epoch"] == 25 and config["epochs"] == 80
-    assert config["patience"] == 20  # 25% of 2,000 steps = 500 steps = 20 epochs of 25
+    assert config["patience"] == 40  # 50% of 2,000 steps = 1,000 steps = 40 epochs of 25
     assert config["warmup_steps"] == 100
     # Plenty of data: the default batch, 60 passes, capped by the ceiling.
     config, why = planned(20_000)
