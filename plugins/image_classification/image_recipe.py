@@ -30,13 +30,13 @@ IMBALANCE_RATIO = 1.5
 
 def plan_images(task, dataset, recipe) -> None:
     """Choose ``image_size``, ``filters``, ``colour_jitter``, ``augment`` and ``class_weights`` for ``dataset``."""
-    from dlapps.plugin import DlappsError, read_image, resize_image
+    from dlapps.plugin import resize_image
 
     train = dataset.train
     labels = np.asarray(train.targets)
-    sample = _sample_indices(len(train), 400)
-    sides = [min(image_size(train.inputs[i])) for i in sample]
-    short = float(np.median(sides))
+    decoded = {i: image for i in _sample_indices(len(train), 400)  # read once for every measure below
+               if (image := _decoded(train.inputs[i])) is not None}
+    short = float(np.median([min(_original_size(image)) for image in decoded.values()] or [0]))
     cap = LARGE_DATA_SIZE if len(train) >= LARGE_DATA else SMALL_DATA_SIZE
     size = max([s for s in SIZES if s <= min(short, cap)] or [SIZES[0]])
     recipe.choose("image_size", size, f"the images' median short side is {short:.0f} px; at most {cap} px for "
@@ -55,7 +55,7 @@ def plan_images(task, dataset, recipe) -> None:
                   "a cue no real image has")
     recipe.choose("shift", 0.1, "shifts of up to 10% of the size")
     recipe.choose("zoom", 0.0, "no zoom (measured on the user-data zoo: shifts and turns suffice)")
-    spread = orientation_spread([_decoded(train.inputs[i]) for i in sample[:200]])
+    spread = orientation_spread(list(decoded.values())[:200])
     turned = spread is not None and spread >= ORIENTATION_SPREAD
     recipe.choose("rotation", 0.5 if turned else 0.0,
                   (f"the edges' main directions vary from image to image (spread {spread:.2f} of 1): the classes "
@@ -68,13 +68,8 @@ def plan_images(task, dataset, recipe) -> None:
     if recipe.is_set("colour_jitter"):
         recipe.choose("colour_jitter", recipe.config.get("colour_jitter"), "")
     else:
-        readable = {}
-        for i in sample:
-            try:
-                readable[i] = resize_image(read_image(train.inputs[i]), 32)
-            except DlappsError:  # an unreadable file: training reports it
-                continue
-        colour, scrambled, majority = colour_only_accuracy(list(readable.values()), labels[list(readable)])
+        colour, scrambled, majority = colour_only_accuracy([resize_image(image, 32) for image in decoded.values()],
+                                                           labels[list(decoded)])
         informative = colour - scrambled >= COLOUR_INFORMATIVE_SHARE * (1 - majority)
         recipe.choose("colour_jitter", not informative,
                       f"a colour-histogram classifier scores {colour:.2f} on the training images (cross-validated) "
@@ -105,11 +100,11 @@ def orientation_spread(images) -> float | None:
     drawings, near 1 for things that come at any angle. None for fewer than 8 images."""
     import cv2
 
+    from dlapps.plugin import resize_image
+
     angles = []
     for image in images:
-        if image is None:
-            continue
-        grey = cv2.cvtColor(resize_image_to(image, 64), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey = cv2.cvtColor(resize_image(np.asarray(image), 64), cv2.COLOR_RGB2GRAY).astype(np.float32)
         gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
         magnitude, angle = np.hypot(gx, gy), np.arctan2(gy, gx)
         if magnitude.sum() <= 0:
@@ -119,12 +114,6 @@ def orientation_spread(images) -> float | None:
     if len(angles) < 8:
         return None
     return float(1.0 - abs(np.exp(1j * np.array(angles)).mean()))
-
-
-def resize_image_to(image, size: int) -> np.ndarray:
-    from dlapps.plugin import resize_image
-
-    return resize_image(np.asarray(image), size)
 
 
 def _decoded(raw):
@@ -137,17 +126,9 @@ def _decoded(raw):
         return None
 
 
-def image_size(raw) -> tuple[int, int]:
-    """(height, width) of an image input: an array, or a file whose header is read."""
-    if isinstance(raw, np.ndarray):
-        return raw.shape[:2]
-    from PIL import Image
-
-    try:
-        with Image.open(raw) as image:
-            return image.size[1], image.size[0]
-    except OSError:
-        return (0, 0)
+def _original_size(image) -> tuple[int, int]:
+    """(width, height) of the file an image was decoded from (large JPEGs are decoded smaller)."""
+    return tuple(getattr(image, "original_size", None) or (image.shape[1], image.shape[0]))
 
 
 def colour_only_accuracy(images, labels, seed: int = 0) -> tuple[float, float, float]:
