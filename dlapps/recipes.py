@@ -137,7 +137,7 @@ def plan_training(recipe: Recipe, train_size: int, replicas: int = 1) -> None:
         patience_steps = max(MIN_PATIENCE_STEPS, int(share * steps))
         recipe.choose("patience", max(int(cfg["patience"]), math.ceil(patience_steps / per_epoch)),
                       f"epochs without a better validation score before stopping: {patience_steps:,} steps ({share:.0%} "
-                      "of the plan), watched from half-way: the cosine decay ends the run, and the best epoch of its "
+                      f"of the plan, at least {MIN_PATIENCE_STEPS}), watched from half-way: the cosine decay ends the run, and the best epoch of its "
                       "second half is kept")
     else:
         recipe.choose("patience", patience_epochs(int(cfg["patience"]), per_epoch),

@@ -53,7 +53,9 @@ class Pieces(list):
 class Baseline:
     """What a trained model must clearly beat: the held-out ``metric`` against a ``baseline`` (both keys of
     what ``Task.evaluate`` returns), e.g. accuracy against always predicting the majority class.
-    "Clearly" is by ``margin`` (relative: 0.05 is 5% of the baseline's value). ``kind`` is ``trivial`` (a
+    "Clearly" is by ``margin`` (relative: 0.05 is 5% of the baseline's value) and at least ``floor``
+    (absolute: where the baseline scores about 0, as a mean box does in mAP, twice nothing is not clearly
+    better). ``kind`` is ``trivial`` (a
     model no better is useless: always the majority class, a copy of the source) or ``classical`` (a cheap
     model fitted on the same training split in seconds, such as scikit-learn's logistic regression on
     gradient histograms: a network no better is not worth its training)."""
@@ -64,6 +66,7 @@ class Baseline:
     higher_is_better: bool = True
     margin: float = 0.05
     kind: str = "trivial"
+    floor: float = 0.0
 
     def check(self, metrics: dict) -> dict | None:
         """``{"metric", "value", "baseline", "better", "message"}``, or None when a value is missing."""
@@ -73,9 +76,9 @@ class Baseline:
         if self.kind == "classical" and value == reference:  # both perfect (or equal): nothing to warn about
             better = True
         elif self.higher_is_better:
-            better = value > reference + abs(reference) * self.margin
+            better = value > reference + max(abs(reference) * self.margin, self.floor)
         else:
-            better = value < reference - abs(reference) * self.margin
+            better = value < reference - max(abs(reference) * self.margin, self.floor)
         verdict = "clearly better than" if better else "NOT clearly better than"
         return {"metric": self.metric, "value": value, "baseline": reference, "better": bool(better),
                 "kind": self.kind,

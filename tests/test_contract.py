@@ -251,3 +251,18 @@ def test_a_model_no_better_than_its_trivial_baseline_is_reported_loudly(tmp_path
 
     good = dlapps.train(Useful(), epochs=1, out=tmp_path / "good", verbose=0)
     assert "WARNING" not in capsys.readouterr().err and good.metrics["baseline_check"]["better"] is True
+
+
+def test_a_baseline_floor_makes_twice_nothing_not_clearly_better():
+    """A mean box scores mAP about 0 on objects placed anywhere: twice 0 must not count as clearly better."""
+    from dlapps.plugin import Baseline
+
+    relative = Baseline("map_50", "baseline_map_50", "the mean box", margin=1.0)
+    floored = Baseline("map_50", "baseline_map_50", "the mean box", margin=1.0, floor=0.05)
+    assert relative.check({"map_50": 0.01, "baseline_map_50": 0.0})["better"] is True
+    assert floored.check({"map_50": 0.01, "baseline_map_50": 0.0})["better"] is False
+    assert floored.check({"map_50": 0.06, "baseline_map_50": 0.0})["better"] is True
+    assert floored.check({"map_50": 0.5, "baseline_map_50": 0.3})["better"] is False  # not twice: the margin holds
+    lower = Baseline("wer", "copy_wer", "copying", higher_is_better=False, floor=0.1)
+    assert lower.check({"wer": 0.95, "copy_wer": 1.0})["better"] is False
+    assert lower.check({"wer": 0.85, "copy_wer": 1.0})["better"] is True

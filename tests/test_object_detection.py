@@ -493,3 +493,59 @@ def _text_file(tmp_path) -> str:
 
 def _dlapps(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dlapps.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_plan_sizes_the_input_and_anchors_from_the_boxes():
+    """Auto-anchor: small objects get a larger input or smaller anchors, boxes of the default scenes keep the
+    default recipe, long thin boxes get anchors of their shape, and the numbers quoted are the ones measured."""
+    from dlapps_plugins.object_detection.detection_recipe import (anchor_recall, best_anchor_fit, choose_image_size,
+                                                                  kmeans_ratios)
+
+    rng = np.random.default_rng(0)
+    small = rng.uniform(14, 44, (500, 1)).repeat(2, axis=1)  # square objects of 14-44 px in 160 x 120 images
+    assert choose_image_size(small, np.full(500, 160.0), 96, 32) == 128  # 9-26 px at 96: too small
+    default_like = rng.uniform(30, 70, (500, 1)).repeat(2, axis=1)  # the default scenes: 0.2-0.45 of 112-192 px
+    assert choose_image_size(default_like, np.full(500, 150.0), 96, 32) == 96
+    tiny = rng.uniform(4, 6, (50, 2))
+    assert choose_image_size(tiny, np.full(50, 600.0), 96, 32) == 160  # none big enough: the largest allowed
+
+    levels = (3, 4)
+    at_96 = small * 96 / 160
+    size, recall = best_anchor_fit(at_96, levels, 3, [1.0], 0.4, default=2.0)
+    assert size < 2.0 and recall > anchor_recall(at_96, levels, 3, [1.0], 2.0, 0.4) + 0.05
+    assert recall == anchor_recall(at_96, levels, 3, [1.0], size, 0.4)
+    assert best_anchor_fit(default_like * 96 / 150, levels, 3, [1.0], 0.4, default=2.0) == (2.0, 1.0)
+
+    assert kmeans_ratios(default_like) == [1.0]
+    thin = np.concatenate([np.column_stack([rng.uniform(40, 48, 200), rng.uniform(8, 12, 200)]),
+                           np.column_stack([rng.uniform(8, 12, 200), rng.uniform(40, 48, 200)]),
+                           rng.uniform(20, 30, (200, 1)).repeat(2, axis=1)])
+    ratios = kmeans_ratios(thin)
+    assert len(ratios) == 3 and ratios[0] < 0.35 and 0.8 < ratios[1] < 1.25 and ratios[2] > 3
+    square_recall = best_anchor_fit(thin, levels, 3, [1.0], 0.4, default=2.0)[1]
+    assert best_anchor_fit(thin, levels, 3, ratios, 0.4, default=2.0)[1] > square_recall + 0.3
+
+
+def test_cli_training_plans_a_user_like_set_and_beats_the_baseline(tmp_path, home):
+    """A user's COCO set of small images with small objects, trained with the plain command: the plan raises the
+    input size and shrinks the anchors (printed, kept in task.json), and the model beats the mean-box baseline."""
+    import dlapps_plugins.object_detection.generated_scenes as scenes
+
+    original = scenes.SCENE_SIDES, scenes.OBJECT_SHARES
+    scenes.SCENE_SIDES, scenes.OBJECT_SHARES = (120, 160), (0.1, 0.25)
+    try:
+        folder = write_scenes(tmp_path / "user", {"train": 60, "validation": 10, "test": 10})
+    finally:
+        scenes.SCENE_SIDES, scenes.OBJECT_SHARES = original
+    out = tmp_path / "model"
+    run = _dlapps("train", "object-detection", "--data", str(folder), "--out", str(out), "--set", "steps=200",
+                  "--set", "backbone_filters=[64,16,16]", "--set", "backbone_blocks=[1,1,1]")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "image_size=128: nine boxes in ten are at least" in run.stderr
+    assert "have an anchor at IoU 0.4 or more" in run.stderr
+    choices = {c["key"]: c for c in json.loads((out / "task.json").read_text())["training"]["recipe"]["choices"]}
+    assert choices["image_size"]["value"] == 128 and choices["steps"]["why"] == "set by you"
+    assert choices["anchor_size"]["value"] < 2.0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["baseline_check"]["better"], metrics["baseline_check"]
+    assert metrics["map_50"] > 2 * metrics["baseline_map_50"] + 0.05, metrics

@@ -122,9 +122,6 @@ def format_report(metrics: dict) -> str:
         lines.append(f"{label:<24} {' '.join(shown)}")
     if metrics.get("unreadable"):
         lines.append(f"\nunreadable: {len(metrics['unreadable'])} (first: {metrics['unreadable'][0]})")
-    check = metrics.get("baseline_check")
-    if check:
-        lines.append(f"\n{'' if check['better'] else 'WARNING: '}{check['message']}")
     return "\n".join(lines)
 
 

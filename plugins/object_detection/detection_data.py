@@ -66,6 +66,10 @@ class BoxReport:
             print(f"dlapps: {source}: {self.summary()}; first:\n  {shown}", file=sys.stderr)
 
 
+#: A box edge this far (pixels) past the image is rounding (YOLO's normalised boxes), not worth a report.
+EDGE_TOLERANCE = 0.01
+
+
 def clean_boxes(image: Annotated, report: BoxReport) -> Annotated:
     """``image`` with its boxes clipped to the image and those left without area dropped, counted in ``report``."""
     boxes, classes, crowd = [], [], []
@@ -82,7 +86,7 @@ def clean_boxes(image: Annotated, report: BoxReport) -> Annotated:
             report.note(f"{image.path}: box {_rounded(box)} has no area inside the {image.width}x{image.height} "
                         "image: dropped")
             continue
-        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        if max(abs(a - b) for a, b in zip((cx0, cy0, cx1, cy1), (x0, y0, x1, y1))) > EDGE_TOLERANCE:
             report.clipped += 1
             report.note(f"{image.path}: box {_rounded(box)} reaches outside the {image.width}x{image.height} image: "
                         f"clipped to {_rounded((cx0, cy0, cx1, cy1))}")

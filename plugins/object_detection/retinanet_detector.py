@@ -95,22 +95,6 @@ def compile_detector(model, learning_rate: float, box_weight: float, jit_compile
                   jit_compile=jit_compile)
 
 
-def cosine_decay(learning_rate: float, floor: float = 0.02):
-    """A callback that sets each epoch's learning rate on a cosine from ``learning_rate`` (first epoch) down to
-    ``floor`` of it (last epoch of the ``fit``, which also holds when training resumes)."""
-    import math
-
-    import keras
-
-    class CosineDecay(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            progress = min(1.0, epoch / max(1, self.params.get("epochs", 1) - 1))
-            rate = learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-            self.model.optimizer.learning_rate.assign(rate)
-
-    return CosineDecay()
-
-
 def candidate_function(model, keep: int = 1000):
     """A compiled function: a batch of letterboxed uint8 images -> (boxes (B, K, 4) in input pixels, class
     scores (B, K, C)) for the ``keep`` best anchors of each image, before non-maximum suppression."""
