@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # everything, prints a report
     python benchmarks/run.py --only batch plugins
+    python benchmarks/run.py --only user-data --zoo detection --seeds 0
 
 Each bar prints PASS or FAIL with its figure; the report is also written to
 benchmarks/results/latest.json. Runs in a temporary DLAPPS_HOME, offline.
@@ -536,8 +537,8 @@ def bench_tune(report, trials: int = 10, minutes: float = 10.0, epochs: int = 40
                f"{result.best['values']}) vs {hand_set:.2%} hand-set")
 
 
-#: The user-data zoo: image folders a new user might bring (``benchmarks/user_data.py`` writes them), each
-#: trained with the default command and no setting of ours, on several seeds.
+#: The user-data zoo: datasets a new user might bring (``benchmarks/user_data.py`` writes them), each trained with
+#: the default command and no setting of ours, on several seeds. Image folders:
 IMAGE_FOLDER_ZOO = {
     "3 shapes, 60 a class": dict(classes=3, per_class=60),
     "5 shapes, 25-90 a class (imbalanced), 32-600 px, 30% turned": dict(classes=5, per_class=(25, 90), sizes=(32, 600),
@@ -545,36 +546,79 @@ IMAGE_FOLDER_ZOO = {
     "8 shapes, 40 a class, clutter only": dict(classes=8, per_class=40, backgrounds=("clutter",)),
     "2 shapes, 150 a class, gradients only": dict(classes=2, per_class=150, backgrounds=("gradient",)),
 }
+#: Detection sets in the COCO, YOLO and Pascal VOC layouts (object sizes are the square root of the box's area).
+DETECTION_ZOO = {
+    "COCO, 500 images 160x120, 3 categories (ids 3/7/12), objects 14-44 px": dict(
+        fmt="coco", images=500, categories=3, category_ids=(3, 7, 12), widths=160, heights=120,
+        object_shares=(14 / 120, 44 / 120), aspect_ratios=(0.75, 1.33)),
+    "YOLO, 300 images 96-640 px, 4 categories, objects 5-60% of the shorter side, 1:3 to 3:1": dict(
+        fmt="yolo", images=300, categories=4, widths=(96, 640), heights=(96, 480), object_shares=(0.05, 0.6),
+        aspect_ratios=(1 / 3, 3.0)),
+    "VOC, 200 images 300-500 px, 2 categories, 20% empty, no ImageSets (split by dlapps)": dict(
+        fmt="voc", images=200, categories=2, widths=(300, 500), heights=(225, 375), empty_share=0.2, splits=None,
+        image_formats=("jpeg",)),
+}
 
 
-def bench_user_data(report, seeds=(0, 1)):
-    """Every task trained on generated user-like data with the plain CLI command: the held-out metric against
-    the trivial and the classical baselines, in one table."""
-    sys.path.insert(0, str(Path(__file__).parent))
+def _image_folder_row(report, name: str, spec: dict, seed: int) -> tuple:
+    """Image classification trained on one image folder of the zoo: its bar, and its row of the table."""
     from user_data import write_image_folder
 
+    folder = write_image_folder(Path(tempfile.mkdtemp(prefix="zoo-")) / "images", seed=seed, **spec)
+    metrics, seconds = _train_cli("image-classification", folder)
+    report.bar(f"user data: image folder '{name}', seed {seed}: accuracy", metrics["accuracy"], ">=", 0.90,
+               f"{metrics['accuracy']:.3f} (macro-F1 {metrics['macro_f1']:.3f}; majority "
+               f"{metrics['majority_accuracy']:.3f}, classical {metrics.get('classical_accuracy', 0):.3f}), "
+               f"{seconds:.0f} s")
+    return ("image-classification", f"{name} (seed {seed})", "accuracy", metrics["accuracy"],
+            metrics["majority_accuracy"], metrics.get("classical_accuracy"), seconds)
+
+
+def _detection_row(report, name: str, spec: dict, seed: int) -> tuple:
+    """Object detection trained on one detection set of the zoo: its bar, and its row of the table (the trivial
+    baseline puts each class's mean training box on every image; there is no classical one)."""
+    from user_data import write_detection_set
+
+    folder = write_detection_set(Path(tempfile.mkdtemp(prefix="zoo-")) / spec["fmt"], seed=seed, **spec)
+    metrics, seconds = _train_cli("object-detection", folder)
+    report.bar(f"user data: detection set '{name}', seed {seed}: mAP@.5", metrics["map_50"], ">=", 0.75,
+               f"{metrics['map_50']:.3f} (mAP@[.5:.95] {metrics['map']:.3f}, mAP@.75 {metrics['map_75']:.3f}; "
+               f"trivial {metrics['baseline_map_50']:.3f}) on {metrics['images']} held-out images with "
+               f"{metrics['objects']} objects, {seconds:.0f} s")
+    return ("object-detection", f"{name} (seed {seed})", "mAP@.5", metrics["map_50"], metrics["baseline_map_50"],
+            None, seconds)
+
+
+#: The parts of the user-data zoo (``--zoo``): their datasets, and what trains one and reports it.
+USER_DATA_ZOOS = {"images": (IMAGE_FOLDER_ZOO, _image_folder_row), "detection": (DETECTION_ZOO, _detection_row)}
+
+
+def bench_user_data(report, seeds=(0, 1), zoos=None):
+    """Every task trained on generated user-like data with the plain CLI command: the held-out metric against
+    the trivial and the classical baselines, in one table. ``zoos``: the parts of ``USER_DATA_ZOOS`` to run
+    (default: all)."""
+    sys.path.insert(0, str(Path(__file__).parent))
     rows = []
-    for name, spec in IMAGE_FOLDER_ZOO.items():
-        for seed in seeds:
-            folder = write_image_folder(Path(tempfile.mkdtemp(prefix="zoo-")) / "images", seed=seed, **spec)
-            metrics, seconds = _train_cli("image-classification", folder)
-            rows.append(("image-classification", f"{name} (seed {seed})", "accuracy", metrics["accuracy"],
-                         metrics["majority_accuracy"], metrics.get("classical_accuracy"), seconds))
-            report.bar(f"user data: image folder '{name}', seed {seed}: accuracy", metrics["accuracy"], ">=", 0.90,
-                       f"{metrics['accuracy']:.3f} (macro-F1 {metrics['macro_f1']:.3f}; majority "
-                       f"{metrics['majority_accuracy']:.3f}, classical {metrics.get('classical_accuracy', 0):.3f}), "
-                       f"{seconds:.0f} s")
+    for zoo in zoos or USER_DATA_ZOOS:
+        datasets, train_one = USER_DATA_ZOOS[zoo]
+        for name, spec in datasets.items():
+            for seed in seeds:
+                rows.append(train_one(report, name, spec, seed))
     print("\n" + user_data_table(rows), flush=True)
     report.note(user_data_table(rows))
 
 
 def _train_cli(task: str, data: Path, *extra: str) -> tuple[dict, float]:
-    """``dlapps train TASK --data DATA`` in a fresh process, as a user runs it: its metrics.json and seconds."""
+    """``dlapps train TASK --data DATA`` in a fresh process, as a user runs it, the model written beside the data
+    (``model/``): its metrics.json and seconds. A failed run raises with the end of its output."""
     out = data.parent / "model"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dlapps.cli", "train", task, "--data", str(data), "--out", str(out), *extra],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return json.loads((out / "metrics.json").read_text()), time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-m", "dlapps.cli", "train", task, "--data", str(data), "--out", str(out),
+                           *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"dlapps train {task} --data {data} exited with {done.returncode}:\n{done.stderr[-3000:]}")
+    return json.loads((out / "metrics.json").read_text()), seconds
 
 
 def user_data_table(rows) -> str:
@@ -615,7 +659,11 @@ BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_b
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these")
+    parser.add_argument("--zoo", nargs="+", choices=sorted(USER_DATA_ZOOS),
+                        help="user-data: only these parts of the zoo (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="user-data: the seeds of each dataset (default: 0 1)")
     args = parser.parse_args()
+    user_data = {key: value for key, value in (("zoos", args.zoo), ("seeds", args.seeds)) if value}
     from dlapps import runtime
 
     info = runtime.configure().describe()
@@ -623,7 +671,7 @@ def main() -> int:
           f"TensorFlow {info['tensorflow']}, Keras {info['keras']}\n", flush=True)
     report = Report()
     for name in args.only or BENCHMARKS:
-        BENCHMARKS[name](report)
+        BENCHMARKS[name](report, **(user_data if name == "user-data" else {}))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps({"machine": info, "bars": report.rows}, indent=2))
     bars = [r for r in report.rows if "bar" in r]

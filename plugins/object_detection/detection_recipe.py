@@ -3,7 +3,7 @@ chosen from the training boxes (auto-anchor).
 
 Why (measured on generated user-like COCO sets, ``benchmarks/user_data.py``): the fixed recipe was fitted to
 the default scenes, whose objects are 12-55 px once letterboxed to 96 px. A user's 160x120 images with 14-44 px
-objects shrink to 8-26 px at 96 px, and the default anchors (16-50 px at IoU 0.4) leave a third of the boxes
+objects shrink to 8-26 px at 96 px, and the default anchors (16-50 px at IoU 0.4) leave one box in six (17%)
 without a single matching anchor: those objects are never learnt, whatever the steps. So the plan
 
 - letterboxes to the smallest size at which nine boxes in ten are at least ``MIN_OBJECT_PIXELS`` across
