@@ -76,18 +76,26 @@ class ClassicalBaseline:
             return cls(saved["mean"], saved["scale"], saved["coef"], saved["intercept"])
 
 
-def fit_on_split(split, classes: int, seed: int = 0) -> ClassicalBaseline | None:
-    """The baseline fitted on (at most ``MAX_IMAGES`` of) a training split's readable images."""
-    from dlapps.plugin import DlappsError, read_image
-
-    chosen = np.unique(np.linspace(0, len(split) - 1, min(len(split), MAX_IMAGES)).round().astype(int))
-    images, labels = [], []
-    for i in chosen:
-        try:
-            images.append(read_image(split.inputs[i]))
-        except DlappsError:
-            continue
-        labels.append(int(split.targets[i]))
+def fit_on_split(split, classes: int, seed: int = 0, decoded: dict | None = None) -> ClassicalBaseline | None:
+    """The baseline fitted on (at most ``MAX_IMAGES`` of) a training split's readable images; ``decoded`` holds
+    images already read (by index), which are not read again."""
+    sample = decode_sample(split, MAX_IMAGES, decoded)
+    images, labels = list(sample.values()), [int(split.targets[i]) for i in sample]
     if len(set(labels)) < 2:
         return None
     return ClassicalBaseline.fit(images, labels, classes, seed)
+
+
+def decode_sample(split, limit: int, decoded: dict | None = None) -> dict:
+    """``{index: RGB array}`` for the readable images among at most ``limit`` spread evenly over ``split``
+    (those in ``decoded`` are taken from it)."""
+    from dlapps.plugin import DlappsError, read_image
+
+    decoded = decoded or {}
+    sample = {}
+    for i in np.unique(np.linspace(0, len(split) - 1, min(len(split), limit)).round().astype(int)):
+        try:
+            sample[int(i)] = decoded[int(i)] if int(i) in decoded else read_image(split.inputs[i])
+        except DlappsError:
+            continue
+    return sample

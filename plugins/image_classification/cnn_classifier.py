@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 GRADCAM_LAYER = "gradcam_features"
 
 
@@ -38,7 +40,10 @@ def build_cnn(config: dict):
     return classifier_head(inputs, x, config, name="cnn_image_classifier")
 
 
-def _dark_background_layer():
+@functools.cache
+def dark_background_class():
+    """The ``DarkBackground`` layer class, made (and registered with Keras) on first use, so that
+    importing this module needs no Keras."""
     import keras
 
     @keras.saving.register_keras_serializable(package="dlapps_image_classification")
@@ -63,7 +68,10 @@ def _dark_background_layer():
     return DarkBackground
 
 
-def _standardization_layer():
+@functools.cache
+def standardization_class():
+    """The ``PerImageStandardization`` layer class, made (and registered with Keras) on first use, so that
+    importing this module needs no Keras."""
     import keras
 
     @keras.saving.register_keras_serializable(package="dlapps_image_classification")
@@ -81,22 +89,15 @@ def _standardization_layer():
     return PerImageStandardization
 
 
-def standardization_class():
-    """The ``PerImageStandardization`` layer class, made (and registered with Keras) on first use."""
-    global _Standardization
-    if _Standardization is None:
-        _Standardization = _standardization_layer()
-    return _Standardization
-
-
 def PerImageStandardization(**kwargs):  # noqa: N802  (builds the layer)
     return standardization_class()(**kwargs)
 
 
-_Standardization = None
 
-
-def _colour_jitter_layer():
+@functools.cache
+def colour_jitter_class():
+    """The ``ColourJitter`` layer class, made (and registered with Keras) on first use, so that
+    importing this module needs no Keras."""
     import keras
 
     @keras.saving.register_keras_serializable(package="dlapps_image_classification")
@@ -131,35 +132,14 @@ def _colour_jitter_layer():
     return ColourJitter
 
 
-def colour_jitter_class():
-    """The ``ColourJitter`` layer class, made (and registered with Keras) on first use."""
-    global _ColourJitter
-    if _ColourJitter is None:
-        _ColourJitter = _colour_jitter_layer()
-    return _ColourJitter
-
-
 def ColourJitter(**kwargs):  # noqa: N802  (builds the layer)
     return colour_jitter_class()(**kwargs)
 
-
-_ColourJitter = None
-
-
-def dark_background_class():
-    """The ``DarkBackground`` layer class, made (and registered with Keras) on first use, so that importing
-    this module needs no Keras."""
-    global _DarkBackground
-    if _DarkBackground is None:
-        _DarkBackground = _dark_background_layer()
-    return _DarkBackground
 
 
 def DarkBackground(**kwargs):  # noqa: N802  (builds the layer)
     return dark_background_class()(**kwargs)
 
-
-_DarkBackground = None
 
 
 def classifier_head(inputs, features, config: dict, name: str):

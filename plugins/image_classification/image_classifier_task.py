@@ -76,8 +76,8 @@ class ImageClassification(Task):
         from dlapps_plugins.image_classification.classical_baseline import WHAT, fit_on_split
         from dlapps_plugins.image_classification.image_recipe import plan_images
 
-        plan_images(self, dataset, recipe)
-        self.classical = fit_on_split(dataset.train, len(self.labels()))
+        decoded = plan_images(self, dataset, recipe)
+        self.classical = fit_on_split(dataset.train, len(self.labels()), decoded=decoded)
         if self.classical is not None:
             recipe.note(f"the classical baseline to beat: {WHAT}")
 
@@ -112,10 +112,12 @@ class ImageClassification(Task):
     def custom_objects(self):
         import keras_hub  # noqa: F401  registers KerasHub layers for preset-based models
 
-        from dlapps_plugins.image_classification.cnn_classifier import colour_jitter_class, dark_background_class
+        from dlapps_plugins.image_classification.cnn_classifier import (colour_jitter_class, dark_background_class,
+                                                                         standardization_class)
 
         return {"dlapps_image_classification>DarkBackground": dark_background_class(),
-                "dlapps_image_classification>ColourJitter": colour_jitter_class()}
+                "dlapps_image_classification>ColourJitter": colour_jitter_class(),
+                "dlapps_image_classification>PerImageStandardization": standardization_class()}
 
     def export_graph(self, model, options):
         from dlapps_plugins.image_classification.classifier_export import classifier_graph

@@ -28,14 +28,15 @@ COLOUR_INFORMATIVE_SHARE = 0.25
 IMBALANCE_RATIO = 1.5
 
 
-def plan_images(task, dataset, recipe) -> None:
-    """Choose ``image_size``, ``filters``, ``colour_jitter``, ``augment`` and ``class_weights`` for ``dataset``."""
+def plan_images(task, dataset, recipe) -> dict:
+    """Choose ``image_size``, ``filters``, ``colour_jitter``, ``augment`` and ``class_weights`` for ``dataset``;
+    returns the training images it read (``{index: RGB array}``), for the classical baseline to reuse."""
     from dlapps.plugin import resize_image
+    from dlapps_plugins.image_classification.classical_baseline import decode_sample
 
     train = dataset.train
     labels = np.asarray(train.targets)
-    decoded = {i: image for i in _sample_indices(len(train), 400)  # read once for every measure below
-               if (image := _decoded(train.inputs[i])) is not None}
+    decoded = decode_sample(train, 400)  # read once for every measure below
     short = float(np.median([min(_original_size(image)) for image in decoded.values()] or [0]))
     cap = LARGE_DATA_SIZE if len(train) >= LARGE_DATA else SMALL_DATA_SIZE
     size = max([s for s in SIZES if s <= min(short, cap)] or [SIZES[0]])
@@ -86,6 +87,7 @@ def plan_images(task, dataset, recipe) -> None:
     else:
         recipe.choose("class_weights", None, f"classes of {counts.min()} to {counts.max()} training images: "
                       "balanced enough")
+    return decoded
 
 
 #: The spread of the images' main edge directions (0: all alike, 1: any) above which they come at any angle:
@@ -114,16 +116,6 @@ def orientation_spread(images) -> float | None:
     if len(angles) < 8:
         return None
     return float(1.0 - abs(np.exp(1j * np.array(angles)).mean()))
-
-
-def _decoded(raw):
-    """The RGB array of an image input, or None when it cannot be read."""
-    from dlapps.plugin import DlappsError, read_image
-
-    try:
-        return read_image(raw)
-    except DlappsError:
-        return None
 
 
 def _original_size(image) -> tuple[int, int]:
@@ -168,6 +160,3 @@ def colour_histogram(image: np.ndarray, bins: int = 4) -> np.ndarray:
     return np.concatenate([histogram.ravel() / len(rgb), rgb.mean(0) / 255.0, rgb.std(0) / 255.0])
 
 
-def _sample_indices(count: int, limit: int) -> np.ndarray:
-    """At most ``limit`` indices spread evenly over ``count`` examples."""
-    return np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(int))
