@@ -37,6 +37,8 @@ def test_32_concurrent_requests_get_their_result_or_the_busy_message_and_the_ser
         ("/detect", [handle_file(scene), 0.0, 0.5, 30, []]),
         ("/generate", ["8", 4, 2.0, 1, 0.0, 3, None, 0]),
     ]
+    check = _answer_checks(image, scene, recording, user, digits_model, translation_model, recommendation_model,
+                           speech_model, detection_model, generation_model)
     demo, port = studio(), _free_port()
     launch(demo, port=port, max_queue=8)  # a small queue, so that some of the 32 find it full
     try:
@@ -53,11 +55,65 @@ def test_32_concurrent_requests_get_their_result_or_the_busy_message_and_the_ser
         assert all("Queue is full" in message and "try again" in message for _, message in busy), busy
         # Some were served, in every tab: a full queue turns requests away, it does not starve a task.
         assert set(results) == {name for name, _ in requests}, (sorted(results), busy)
-        # Each served request got a real answer (the classifier's label, the translation, ...).
-        for answer in results.get("/classify", []):
-            assert answer[0]["label"] in [str(d) for d in range(10)]
-        # The server is still up and answers every tab afterwards.
+        # Each served request got its own right answer, in every tab: the one its model gives to that input when
+        # asked alone (the label, the translation, the ranked movies, the transcript, the boxes, the image).
+        for name, answers in results.items():
+            for answer in answers:
+                check[name](answer)
+        # The server is still up and answers every tab afterwards, as rightly.
         for name, args in requests:
-            assert client.predict(*args, api_name=name) is not None, name
+            check[name](client.predict(*args, api_name=name))
     finally:
         demo.close()
+
+
+def _answer_checks(image, scene, recording, user, digits_model, translation_model, recommendation_model,
+                   speech_model, detection_model, generation_model) -> dict:
+    """For each endpoint, a check that a served answer is what the tab's model answers to the request's input
+    when asked alone, in this process (computed once, before the server is under load)."""
+    import numpy as np
+    from PIL import Image
+
+    from dlapps_plugins.recommendation.recommendation_ui import result_rows
+
+    digit = digits_model.predict(image, top_k=3)
+    translation = translation_model.predict("I have three cats.", beam_size=2)["translation"]
+    ranked = result_rows(recommendation_model.predict(int(user), k=4))
+    heard = speech_model.predict(recording, beam_width=1, characters=True)
+    found = detection_model.predict(scene, conf=0.0, iou=0.5, max_detections=30)["detections"]
+    drawn = generation_model.predict("8", num_images=1, seed=3, steps=4, guidance=2.0, eta=0.0)["views"][0]
+
+    def classify(answer):
+        label, _ = answer
+        assert label["label"] == digit["label"], (label, digit)
+        assert [(c["label"], pytest.approx(c["confidence"], abs=1e-6)) for c in label["confidences"]] == [
+            (t["label"], t["score"]) for t in digit["top_k"]], (label, digit)
+
+    def translate(answer):
+        assert answer[0] == translation and translation, (answer[0], translation)
+
+    def recommend(answer):
+        status, _, results = answer
+        assert f"User {user}" in status and results["data"] == ranked, (status, results, ranked)
+
+    def transcribe(answer):
+        text, _, words, characters = answer
+        assert text == heard["text"], (text, heard)
+        assert [row[0] for row in words["data"]] == [w["word"] for w in heard["words"]], (words, heard)
+        assert len(characters["data"]) == len(heard["characters"])
+
+    def detect(answer):
+        _, table, status = answer
+        rows = table["data"]
+        assert [row[0] for row in rows] == [d["label"] for d in found] and found, (rows, found)
+        assert np.allclose([row[1:] for row in rows], [[d["score"], *d["box"]] for d in found], atol=1e-3)
+        assert status.startswith(f"{len(found)} object(s) found"), status
+
+    def generate(answer):
+        gallery, settings = answer
+        assert [item["caption"] for item in gallery] == ["seed 3"] and "--seed 3 --steps 4" in settings, answer
+        with Image.open(gallery[0]["image"]) as shown:
+            assert np.array_equal(np.asarray(shown.convert("RGB")), drawn), "the image predict() draws"
+
+    return {"/classify": classify, "/translate": translate, "/recommend": recommend, "/transcribe": transcribe,
+            "/detect": detect, "/generate": generate}

@@ -118,7 +118,37 @@ def test_fine_tune_from_a_local_keras_hub_preset(tmp_path, tiny_keras_hub_preset
     meta = json.loads((tmp_path / "model" / "task.json").read_text())
     assert meta["training"]["preset"] == str(tiny_keras_hub_preset)
     assert meta["config"]["image_size"] == 32  # taken from the preset's image converter
-    assert predictor.model.get_layer("gradcam_features") is not None
+    # Grad-CAM reads the backbone's last feature map, the very map the head pools: the classifier's probabilities
+    # are softmax(mean of those features . W + b), and the heatmap of a class is relu(features . its weights),
+    # where a channel's weight is the mean gradient dp/dF = p_c (e_c - p) W^T / (h w), uniform over the grid.
+    import keras
+
+    from dlapps_plugins.image_classification.grad_cam import GradCam
+
+    model = predictor.model
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    model_input, _ = predictor.task.preprocess(image, predictor.options({}))
+    features = keras.Model(model.inputs, model.get_layer("gradcam_features").output)(model_input[None],
+                                                                                      training=False)
+    features = np.asarray(features, np.float64)[0]
+    height, width, channels = features.shape
+    assert (height, width, channels) == (4, 4, 16), "the last stage of the backbone: 16 filters, 1/8 of 32 pixels"
+    kernel, bias = (np.asarray(w, np.float64) for w in model.get_layer("probabilities").get_weights())
+    logits = features.mean((0, 1)) @ kernel + bias
+    probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    labels = predictor.task.labels()
+    served = predictor.predict(image, top_k=len(labels))["top_k"]  # what predict() answers, in the labels' order
+    served = [next(t["score"] for t in served if t["label"] == label) for label in labels]
+    np.testing.assert_allclose(served, probabilities, atol=1e-5)
+    for label in range(kernel.shape[1]):
+        weights = probabilities[label] * ((np.arange(kernel.shape[1]) == label) - probabilities) @ kernel.T
+        cam = np.maximum(0.0, features @ (weights / (height * width)))
+        expected = cam / cam.max() if cam.max() > 0 else cam
+        heat = GradCam(model).heatmap(model_input, label)
+        assert heat.shape == (height, width) and np.isfinite(heat).all()
+        np.testing.assert_allclose(heat, expected, atol=1e-4, err_msg=f"label {label}")
+    assert any(GradCam(model).heatmap(model_input, label).max() == 1.0 for label in range(kernel.shape[1]))
 
 
 def brightness_model(size: int = 16):

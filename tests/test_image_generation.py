@@ -170,15 +170,65 @@ def test_evaluation_reports_accuracy_frechet_distances_and_speed(generation_mode
     from dlapps.cli import main
 
     metrics = generation_model.metrics
-    for key in ("class_accuracy", "class_accuracy_baseline", "classifier_accuracy_real", "frechet_distance",
-                "frechet_distance_real", "frechet_distance_baseline", "images_per_second"):
-        assert isinstance(metrics[key], float), key
+    # The held-out split (300 digits: limit=300) is cut to max_eval_images, then halved class by class; the model
+    # generates one image per image of half A, at the default guidance.
+    evaluated = TINY_GENERATION_CONFIG["max_eval_images"]
+    assert metrics["real_a"] + metrics["real_b"] == evaluated == 40
+    assert abs(metrics["real_a"] - metrics["real_b"]) <= 10, "each of the 10 classes is halved, give or take one"
     assert metrics["generated"] == metrics["real_a"] and metrics["steps"] == 2
+    assert metrics["guidance"] == 2.0 and metrics["chance_accuracy"] == 0.1
+    for key, count in (("class_accuracy", metrics["generated"]), ("class_accuracy_baseline", metrics["generated"]),
+                       ("classifier_accuracy_real", evaluated)):
+        value = metrics[key]  # a share of `count` images: k / count for a whole k (NaN fails every comparison)
+        assert isinstance(value, float) and 0.0 <= value <= 1.0, (key, value)
+        assert value * count == pytest.approx(round(value * count), abs=1e-9), (key, value, count)
+    for key in ("frechet_distance", "frechet_distance_real", "frechet_distance_baseline"):
+        assert isinstance(metrics[key], float) and np.isfinite(metrics[key]) and metrics[key] >= 0.0, key
+    assert metrics["frechet_distance_real"] > 0.0, "two halves of different real digits are not alike"
+    assert np.isfinite(metrics["images_per_second"]) and 0.0 < metrics["images_per_second"] < 1e6
+    check = metrics["baseline_check"]
+    assert (check["metric"], check["value"], check["baseline"]) == (
+        "frechet_distance", metrics["frechet_distance"], metrics["frechet_distance_baseline"])
+    assert not check["better"] or metrics["frechet_distance"] < metrics["frechet_distance_baseline"]
     assert (generation_model.model_dir / "assets" / "sample_classifier.keras").is_file()
     assert main(["eval", "image-generation"]) == 0
     printed = capsys.readouterr().out
     for row in ("class accuracy", "Fréchet distance", "real vs real", "images/s", "judge: a classifier trained"):
         assert row in printed, row
+
+
+def test_evaluation_figures_are_those_of_the_judge_on_the_held_out_images(generation_model):
+    """The evaluation on held-out splits the test makes (max_eval_images of them, so every image is used): the
+    judge's accuracy on the real images, recomputed here, and the real-vs-real distance: 0 for two halves of
+    the same images, more for different ones."""
+    from dlapps_plugins.image_generation.generation_metrics import evaluate_generation
+
+    task, model = generation_model.task, generation_model.model
+    test = task.default_data().test
+    targets = np.asarray(test.targets)
+    per_class = [np.flatnonzero(targets == digit) for digit in range(10)]
+
+    def judged_right(split):
+        images = np.stack([task.pixels(raw) for raw in split.inputs])
+        return task.judge.features_and_probabilities(images)[1].argmax(axis=1) == np.asarray(split.targets)
+
+    # Each digit's first image 4 times (a class of 2 would go to one half whole): 2 copies to each half.
+    twins = test.take(np.repeat([members[0] for members in per_class], 4))
+    metrics = evaluate_generation(task, model, twins)
+    assert (metrics["real_a"], metrics["real_b"], metrics["generated"]) == (20, 20, 20)
+    assert metrics["classifier_accuracy_real"] == pytest.approx(judged_right(twins).mean(), abs=1e-12)
+    same_images = metrics["frechet_distance_real"]
+    assert all(np.isfinite(metrics[k]) and 0.0 <= metrics[k] <= 1.0 for k in ("class_accuracy",
+                                                                              "class_accuracy_baseline"))
+
+    different = test.take(np.concatenate([members[:4] for members in per_class]))  # 4 different images a digit
+    metrics = evaluate_generation(task, model, different)
+    assert (metrics["real_a"], metrics["real_b"], metrics["generated"]) == (20, 20, 20)
+    assert metrics["classifier_accuracy_real"] == pytest.approx(judged_right(different).mean(), abs=1e-12)
+    # Halves of the same images are at distance 0 (up to rounding); halves of different images are not.
+    assert 0.0 <= same_images <= 1e-4 * metrics["frechet_distance_real"], (same_images, metrics)
+    again = evaluate_generation(task, model, different)  # fixed seeds: evaluating twice gives the same figures
+    assert {**again, "images_per_second": None} == {**metrics, "images_per_second": None}
 
 
 def test_frechet_distance_of_known_gaussians():

@@ -29,12 +29,47 @@ def test_rgb_png_round_trips_exactly(tmp_path):
     np.testing.assert_array_equal(read_image(path.read_bytes()), RGB)
 
 
+def _on_white(colour, alpha):
+    """What an RGB(A) viewer shows: the colour composited on white by its alpha."""
+    weight = alpha[..., None].astype(np.float64) / 255.0
+    return np.round(colour * weight + 255.0 * (1.0 - weight)).astype(np.uint8)
+
+
+_MODES = np.random.default_rng(1)
+GRAY = _MODES.integers(0, 256, (40, 50), dtype=np.uint8)
+ALPHA = _MODES.integers(0, 256, (40, 50), dtype=np.uint8)
+PALETTE = _MODES.integers(0, 256, (16, 3), dtype=np.uint8)
+INDEX = _MODES.integers(0, 16, (40, 50), dtype=np.uint8)
+BITS = _MODES.random((40, 50)) < 0.5
+
+
+def _mode_image(mode):
+    """A PNG-able PIL image in `mode` whose pixels the test chose, and the RGB they must decode to."""
+    if mode == "L":
+        return Image.fromarray(GRAY, "L"), np.repeat(GRAY[..., None], 3, -1)
+    if mode == "LA":
+        return Image.fromarray(np.dstack([GRAY, ALPHA]), "LA"), _on_white(np.repeat(GRAY[..., None], 3, -1), ALPHA)
+    if mode == "RGBA":
+        return Image.fromarray(np.dstack([RGB, ALPHA]), "RGBA"), _on_white(RGB, ALPHA)
+    if mode == "P":
+        image = Image.fromarray(INDEX, "P")
+        image.putpalette(PALETTE.flatten().tolist())
+        return image, PALETTE[INDEX]
+    assert mode == "1"
+    return Image.fromarray(BITS), np.repeat(np.where(BITS, 255, 0).astype(np.uint8)[..., None], 3, -1)
+
+
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "1"])
 def test_colour_modes_become_rgb(tmp_path, mode):
+    written, expected = _mode_image(mode)
+    assert written.mode == mode
     path = tmp_path / f"{mode}.png"
-    path.write_bytes(png_bytes(RGB, mode))
-    image = read_image(path)
-    assert image.shape == (40, 50, 3) and image.dtype == np.uint8
+    written.save(path)
+    assert Image.open(path).mode == mode, "the file keeps its mode (the decoder is what is tested)"
+    for raw in (path, path.read_bytes(), Image.open(path)):
+        image = read_image(raw)
+        assert image.shape == (40, 50, 3) and image.dtype == np.uint8, type(raw)
+        np.testing.assert_array_equal(image, expected, err_msg=f"{mode} from {type(raw).__name__}")
 
 
 def test_sixteen_bit_png_is_scaled_to_eight_bits(tmp_path):
@@ -54,8 +89,10 @@ def test_transparent_pixels_are_composited_on_white():
 
 
 def test_arrays_and_pil_images():
-    assert read_image(RGB[..., 0]).shape == (40, 50, 3)
-    assert read_image(RGB.astype(np.float32) / 255.0).dtype == np.uint8
+    np.testing.assert_array_equal(read_image(RGB[..., 0]), np.repeat(RGB[..., :1], 3, -1))  # gray: R = G = B
+    from_floats = read_image(RGB.astype(np.float32) / 255.0)  # floats in [0, 1] scale back to 0..255
+    assert from_floats.dtype == np.uint8
+    np.testing.assert_array_equal(from_floats, RGB)
     np.testing.assert_array_equal(read_image(Image.fromarray(RGB)), RGB)
 
 
@@ -114,9 +151,42 @@ def test_too_many_pixels_is_refused_before_decoding(tmp_path):
         read_image(path, max_pixels=100)
 
 
+def _quadrants(height, width, top, left):
+    """An image of four flat colours: rows above `top` and columns left of `left` split it in four."""
+    colours = np.array([[[10, 20, 30], [200, 40, 60]], [[70, 220, 90], [120, 130, 250]]], np.uint8)
+    rows = (np.arange(height) >= top).astype(int)
+    columns = (np.arange(width) >= left).astype(int)
+    return colours[rows[:, None], columns[None, :]], colours
+
+
 def test_resize_goes_to_the_square_size():
     assert resize_image(RGB, 16).shape == (16, 16, 3)
     assert resize_image(RGB[:8, :8], 32).shape == (32, 32, 3)
+    np.testing.assert_array_equal(resize_image(RGB[:16, :16], 16), RGB[:16, :16])  # already that size
+    # Shrinking 40x48 to 16x16 squeezes the whole picture (no crop, no border): the split at row 10 of 40 and
+    # column 12 of 48 lands at row 4 and column 4 of 16 exactly, so each region keeps its flat colour.
+    image, colours = _quadrants(40, 48, 10, 12)
+    rows, columns = np.repeat([0, 1], [4, 12]), np.repeat([0, 1], [4, 12])
+    np.testing.assert_array_equal(resize_image(image, 16), colours[rows[:, None], columns[None, :]])
+    # Shrinking averages the pixels each output pixel covers: a 2x2 block of v-6, v-2, v+2, v+6 becomes v.
+    v = np.clip(RGB[:8, :8].astype(int), 6, 249)
+    blocks = np.kron(v, np.ones((2, 2, 1), int))
+    blocks[0::2, 0::2] -= 6
+    blocks[0::2, 1::2] -= 2
+    blocks[1::2, 0::2] += 2
+    blocks[1::2, 1::2] += 6
+    np.testing.assert_array_equal(resize_image(blocks.astype(np.uint8), 8), v)
+    # Growing 8x8 to 32x32 interpolates: away from an edge each quadrant keeps its colour, and across an edge
+    # the values go smoothly between the two colours.
+    image, colours = _quadrants(8, 8, 4, 4)
+    large = resize_image(image, 32)
+    assert large.shape == (32, 32, 3)
+    for (r, c), part in {(0, 0): large[:14, :14], (0, 1): large[:14, 18:], (1, 0): large[18:, :14],
+                         (1, 1): large[18:, 18:]}.items():
+        assert (part == colours[r, c]).all(), (r, c)
+    across = large[5, 13:19, 0].astype(int)  # red, from the top-left quadrant's 10 to the top-right's 200
+    assert across[0] == 10 and across[-1] == 200 and all(10 < x < 200 for x in across[1:-1]), across
+    assert list(across) == sorted(across), across
 
 
 # -- audio -----------------------------------------------------------------------

@@ -226,20 +226,31 @@ def test_bad_queries_say_what_was_expected(recommendation_model, raw, message):
 
 def test_evaluation_reports_the_model_and_the_popularity_baseline_by_the_same_code(recommendation_model):
     metrics = recommendation_model.metrics
-    for key in ("recall_at_10", "ndcg_at_10", "mrr"):
-        assert 0.0 <= metrics[key] <= 1.0 and 0.0 <= metrics[f"popularity_{key}"] <= 1.0
     task = recommendation_model.task
     data = task.load_data(recommendation_model.meta["data"]["source"])
-    # Recall@10 recomputed from the top-10 lists that predict() returns, for both rankers.
-    recalls, popular_recalls = [], []
+    # Recall@10, NDCG@10 and MRR recomputed from the rankings that predict() returns, for both rankers: each
+    # user's whole ranking of the movies they have not seen (the popularity ranking is the one a user unknown
+    # to the model gets, less what this user has seen).
+    every = task.config["n_items"]
+    popularity = [item["item"] for item in recommendation_model.predict(10**9, k=every)["items"]]
+    found = {"model": {"recall_at_10": [], "ndcg_at_10": [], "mrr": []}}
+    found["popularity"] = {key: [] for key in found["model"]}
     for query, targets in zip(data.test.inputs, data.test.targets):
-        top = [item["item"] for item in recommendation_model.predict(query, k=10)["items"]]
-        recalls.append(len(set(top) & set(targets.tolist())) / len(targets))
-        cold = recommendation_model.predict(10**9, k=10 + len(query["history"]))  # the popularity ranking
-        popular = [item["item"] for item in cold["items"] if item["item"] not in set(query["history"].tolist())][:10]
-        popular_recalls.append(len(set(popular) & set(targets.tolist())) / len(targets))
-    assert metrics["recall_at_10"] == pytest.approx(np.mean(recalls), abs=1e-3)
-    assert metrics["popularity_recall_at_10"] == pytest.approx(np.mean(popular_recalls), abs=1e-3)
+        seen, wanted = set(query["history"].tolist()), set(targets.tolist())
+        rankings = {"model": [item["item"] for item in recommendation_model.predict(query, k=every)["items"]],
+                    "popularity": [movie for movie in popularity if movie not in seen]}
+        for name, ranking in rankings.items():
+            assert not seen & set(ranking), "movies the user has seen are left out"
+            hits = [movie in wanted for movie in ranking]
+            found[name]["recall_at_10"].append(sum(hits[:10]) / len(wanted))
+            ideal = sum(1 / np.log2(rank + 2) for rank in range(min(len(wanted), 10)))
+            found[name]["ndcg_at_10"].append(sum(1 / np.log2(rank + 2) for rank in range(10) if hits[rank]) / ideal)
+            found[name]["mrr"].append(1 / (hits.index(True) + 1) if True in hits else 0.0)
+    for name, prefix in (("model", ""), ("popularity", "popularity_")):
+        for key, values in found[name].items():
+            assert metrics[prefix + key] == pytest.approx(np.mean(values), abs=1e-3), (prefix + key, np.mean(values))
+    assert metrics["recall_at_10_vs_popularity"] == pytest.approx(
+        metrics["recall_at_10"] / metrics["popularity_recall_at_10"], abs=0.01)
     assert metrics["users_evaluated"] == len(data.test)
 
 

@@ -191,12 +191,28 @@ def test_any_file_and_waveform_gives_a_transcript_and_bad_ones_a_clear_error(spe
     soundfile.write(tmp_path / "silence.wav", np.zeros(16_000, np.int16), 16_000)
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.wav").write_text("not audio")
+    from dlapps_plugins.speech_recognition.ctc_model import FRAME_STEP
+
+    frame_seconds = FRAME_STEP * speech_model.task.config["time_reduction"] / 16_000
     for name in ("stereo48k.wav", "8k.wav", "clipped.flac", "silence.wav"):
         result = speech_model.predict(str(tmp_path / name))
-        assert isinstance(result["text"], str) and isinstance(result["words"], list), name
+        # The transcript is its words, in order; each word of the alphabet's letters, heard within the one
+        # second the file lasts (to the end of the frame that holds its last sample).
+        assert result["text"] == " ".join(w["word"] for w in result["words"]), (name, result)
+        assert all(w["word"] and set(w["word"]) <= set(ALPHABET) - {" "} for w in result["words"]), (name, result)
+        ends = [0.0] + [t for w in result["words"] for t in (w["start"], w["end"])]
+        assert ends == sorted(ends) and ends[-1] <= 1.0 + frame_seconds, (name, result)
+        assert all(0.0 <= w["confidence"] <= 1.0 for w in result["words"]), (name, result)
     assert speech_model.predict(str(tmp_path / "silence.wav")) == {"text": "", "words": []}
     same = speech_model.predict((tone, 48_000))
     assert same == speech_model.predict({"array": tone, "sampling_rate": 48_000})
+    # The stereo file holds the tone in both channels, at 24 bits: the same sound as the waveform, so the same
+    # words at the same times (a channel read as samples, or a rate taken wrongly, would change them).
+    stereo = speech_model.predict(str(tmp_path / "stereo48k.wav"))
+    assert stereo["text"] == same["text"] and [(w["word"], w["start"], w["end"]) for w in stereo["words"]] == [
+        (w["word"], w["start"], w["end"]) for w in same["words"]]
+    assert [w["confidence"] for w in stereo["words"]] == pytest.approx([w["confidence"] for w in same["words"]],
+                                                                       abs=2e-4)
     with pytest.raises(InvalidInputError, match="expected a sample rate in Hz"):
         speech_model.predict((tone, 48.0e9))
     with pytest.raises(InvalidInputError, match="without a sample rate"):
@@ -363,7 +379,7 @@ def test_spectrogram_image_marks_each_character_where_it_was_heard():
 
 # -- presets ---------------------------------------------------------------------------
 def test_a_local_keras_hub_moonshine_preset_fine_tunes_and_transcribes(tmp_path, speech_corpus,
-                                                                        tiny_moonshine_preset):
+                                                                        tiny_moonshine_preset, monkeypatch):
     from dlapps.testing import run_task_test
 
     example = str(speech_corpus / "test" / "00001.flac")
@@ -373,10 +389,38 @@ def test_a_local_keras_hub_moonshine_preset_fine_tunes_and_transcribes(tmp_path,
                               ui_call=("/transcribe", [handle_file(example), 1]))
     assert predictor.task.config["model"] == "moonshine" and predictor.meta["training"]["preset"]
     result = predictor.predict(example)
-    assert isinstance(result["text"], str) and result["words"] == []
+    assert result["words"] == [] and result["text"] == " ".join(result["text"].split())  # no timings, tidy text
+    assert result == predictor.predict(example), "greedy decoding: the same recording, the same transcript"
     # The preprocessor is the task's state: saved with the model, read back once when it is loaded.
     assert (predictor.model_dir / "assets" / "moonshine_preprocessor" / "tokenizer.json").is_file()
-    assert predictor.task.codec is not None
+    # ...and it is the preset's own: the same tokens for the same words, and the configured transcript length.
+    import keras_hub
+
+    codec = predictor.task.codec
+    preset_tokenizer = keras_hub.models.MoonshineAudioToTextPreprocessor.from_preset(
+        str(tiny_moonshine_preset)).tokenizer
+    tokenizer = codec.preprocessor.tokenizer
+    words = "go left three"
+    assert np.asarray(tokenizer.tokenize(words)).tolist() == np.asarray(preset_tokenizer.tokenize(words)).tolist()
+    assert tokenizer.detokenize(tokenizer.tokenize(words)) in (words, words.encode())
+    assert codec.max_tokens == 16 == predictor.task.config["max_transcript_tokens"]
+    # What this tiny model says is its own affair (after 8 examples it ends at once); what dlapps makes of the
+    # tokens a model generates is not: the tokens between the start and end tokens, decoded, window by window.
+    said = [int(i) for i in np.asarray(tokenizer.tokenize("go left"))]
+    ids = [tokenizer.start_token_id, *said, tokenizer.end_token_id, tokenizer.pad_token_id, tokenizer.pad_token_id]
+
+    def generate(inputs, stop_token_ids=None):
+        rows = len(next(iter(inputs.values())))
+        assert stop_token_ids == [tokenizer.end_token_id]
+        return {"decoder_token_ids": np.array([ids] * rows, np.int32),
+                "decoder_padding_mask": np.array([[True] * (len(said) + 2) + [False] * 2] * rows)}
+
+    monkeypatch.setattr(predictor.model, "generate", generate)
+    assert predictor.predict(example) == {"text": "go left", "words": []}
+    long_waveform, rate = _long_recording(speech_corpus)
+    windows = -(-len(long_waveform) // int(predictor.task.config["window_seconds"] * rate))
+    assert windows >= 2 and predictor.predict((long_waveform, rate)) == {
+        "text": " ".join(["go left"] * windows), "words": []}, "the windows' transcripts one after another"
     with pytest.raises(InvalidInputError, match="train one from a preset"):
         SpeechRecognition({"model": "moonshine"}).training_example(example, "yes")
 

@@ -3,6 +3,7 @@ with their progress in their tab, a failed training shows its error while the ot
 
 import time
 
+import numpy as np
 import pytest
 
 import dlapps
@@ -38,8 +39,24 @@ def test_missing_models_train_in_the_background_one_at_a_time_and_a_failure_stay
     assert failed.state == "failed" and "expected the toy corpus" in failed.error
     assert failed.line().startswith("training failed: expected the toy corpus")
     assert ready.state == "ready" and ready.epoch == ready.epochs == 1
-    assert ready.predictor.predict(dlapps.ImageOutput(__import__("numpy").zeros((8, 8, 3), "uint8")))["image"].shape
-    assert dlapps.load("toy-image-inverter").model_dir.parent == empty_home / "models"
+    # The tab serves the model it trained: its answer is that model's one dense layer applied to each pixel
+    # (a black image gives the layer's bias everywhere), scaled by the brightness option, and the same answer
+    # as the model saved under DLAPPS_HOME gives.
+    predictor = ready.predictor
+    kernel, bias = (np.asarray(w, np.float64) for w in predictor.model.layers[-1].get_weights())
+    black = predictor.predict(dlapps.ImageOutput(np.zeros((8, 8, 3), "uint8")))
+    assert black["original_size"] == [8, 8] and black["image"].shape == (8, 8, 3)
+    np.testing.assert_allclose(np.asarray(black["image"], float), np.broadcast_to(np.clip(bias * 255, 0, 255),
+                                                                                  (8, 8, 3)), atol=1)
+    picture = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    for brightness in (1.0, 0.5):
+        result = predictor.predict(picture, brightness=brightness)
+        expected = np.clip(((picture / 255.0) @ kernel + bias) * 255 * brightness, 0, 255)
+        np.testing.assert_allclose(np.asarray(result["image"], float), expected, atol=1)
+    assert len(np.unique(np.asarray(predictor.predict(picture)["image"]))) > 1, "a picture, not a flat colour"
+    saved = dlapps.load("toy-image-inverter")
+    assert saved.model_dir.parent == empty_home / "models"
+    assert np.array_equal(saved.predict(picture)["image"], predictor.predict(picture)["image"])
     assert any("training toy-image-inverter: training" in line for line in lines)
     assert lines[-1] == "dlapps studio: 1/2 missing models trained, 1 failed (toy-no-data)"
 

@@ -497,7 +497,26 @@ def test_eval_reports_bleu_chrf_and_exact_match(translation_model, tmp_path, cap
     metrics = json.loads((model / "metrics.json").read_text())
     assert set(metrics) == {"bleu", "chrf", "exact_match", "sentences", "copy_source_chrf", "dictionary_bleu",
                             "dictionary_chrf", "baseline_check", "baseline_checks", "flagged_out_of_domain"}
-    assert 0 <= metrics["chrf"] <= 100
+    # The figures are sacrebleu's, recomputed here from the saved model's own translations of the held-out pairs
+    # (hypotheses against references, not the other way round), and from the two baselines' outputs.
+    import sacrebleu
+
+    loaded = dlapps.load("translation", model)
+    test = loaded.task.load_data(loaded.meta["data"]["source"], seed=loaded.meta["data"].get("seed", 0)).test
+    sources, references = [str(s) for s in test.inputs], [str(t) for t in test.targets]
+    said = [r["translation"] for r in loaded.predict(sources, batch_size=64)]
+    assert metrics["sentences"] == len(references) > 0
+    assert metrics["chrf"] == pytest.approx(sacrebleu.corpus_chrf(said, [references]).score, abs=0.006)
+    assert metrics["bleu"] == pytest.approx(sacrebleu.corpus_bleu(said, [references]).score, abs=0.006)
+    assert metrics["exact_match"] == pytest.approx(np.mean([h.strip() == r.strip() for h, r in zip(said, references)]),
+                                                   abs=1e-4)
+    assert metrics["copy_source_chrf"] == pytest.approx(sacrebleu.corpus_chrf(sources, [references]).score,
+                                                        abs=0.006)
+    word_for_word = loaded.task.dictionary.translate_all(sources)
+    assert metrics["dictionary_bleu"] == pytest.approx(sacrebleu.corpus_bleu(word_for_word, [references]).score,
+                                                       abs=0.006)
+    assert metrics["dictionary_chrf"] == pytest.approx(sacrebleu.corpus_chrf(word_for_word, [references]).score,
+                                                       abs=0.006)
     check = metrics["baseline_check"]  # the model against copying the source unchanged
     assert (check["metric"], check["value"], check["baseline"]) == ("chrf", metrics["chrf"], metrics["copy_source_chrf"])
     assert "chrf" in (model / "README.md").read_text()

@@ -145,8 +145,17 @@ def test_a_killed_search_resumes_and_saves_the_best_config_as_a_model(tmp_path, 
     assert [r["status"] for r in rows] == ["COMPLETED"] * 3, [r["message"] for r in rows]
     assert rows[0]["values"] == first_result["values"] and rows[0]["score"] == first_result["score"]
     assert len((folder / "trials.csv").read_text().strip().splitlines()) == 4
+    for row in rows:  # each score is the trial's accuracy on the 200 validation digits, as its result.json says
+        result = json.loads((folder / "trials" / row["id"] / "result.json").read_text())
+        assert row["score"] == result["score"] == row["metrics"]["accuracy"], row
+        assert 0.0 <= row["score"] <= 1.0 and row["score"] * 200 == pytest.approx(round(row["score"] * 200)), row
+        assert set(row["values"]) == {"learning_rate", "dropout"}, row  # filters and image_size were turned off
+        assert 1e-3 <= row["values"]["learning_rate"] <= 2e-2 and 0.0 <= row["values"]["dropout"] <= 0.5, row
+    assert len({r["values"]["learning_rate"] for r in rows}) == 3, "three different configs were tried"
     best = json.loads((folder / "best.json").read_text())
-    assert best["score"] == max(r["score"] for r in rows) >= min(r["score"] for r in rows)
+    winner = next(r for r in rows if r["score"] == max(r["score"] for r in rows))  # the first of the highest
+    assert best == {"objective": {"name": "accuracy", "direction": "max"}, "trial": winner["trial"],
+                    "score": winner["score"], "config": winner["values"]}
 
     meta = json.loads((model / "task.json").read_text())
     assert meta["tuning"]["best_config"] == best["config"] == {k: meta["config"][k] for k in best["config"]}
