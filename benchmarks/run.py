@@ -99,7 +99,8 @@ def bench_batch(report, count: int = 2000, batch_size: int = 64):
     report.bar("batch throughput vs plain OpenCV loop", plain / ours, ">=", 1.5,
                f"{count / ours:.0f} images/s vs {count / plain:.0f} images/s ({plain / ours:.2f}x)")
 
-    decoded = np.stack([predictor.task.preprocess(p) for p in paths])
+    options = predictor.options({})
+    decoded = np.stack([predictor.task.preprocess(p, options)[0] for p in paths])
     direct = _best_of(3, lambda: model.predict(decoded, batch_size=batch_size, verbose=0))
     wrapped = _best_of(3, lambda: list(predictor.iter_predict(list(decoded), batch_size=batch_size)))
     overhead = wrapped / direct - 1.0

@@ -48,6 +48,10 @@ class SearchError(DlappsError, ValueError):
     """A hyperparameter search that cannot run: a bad search space, objective or algorithm."""
 
 
+class MissingMethodError(DlappsError, NotImplementedError):
+    """A task method that its plugin has not implemented, named with its signature: what to write."""
+
+
 class ExportError(DlappsError):
     """A model that cannot be exported in the format asked for, or an export extra that is not installed."""
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlapps.data import Dataset, Split
-from dlapps.errors import PresetError
+from dlapps.errors import MissingMethodError, PresetError
 from dlapps.inputs import FILE_KINDS  # noqa: F401  (re-exported: the input kinds read from files)
 from dlapps.options import Option, Param, check_options  # noqa: F401  (Param: search_space's type)
 
@@ -147,8 +147,9 @@ class Task:
     #: Typed predict options, ``{name: Option(type, default, help, min=..., max=..., choices=...)}``.
     #: The core checks them, makes ``dlapps predict`` flags and studio controls from them.
     predict_options: dict[str, Option] = {}
-    #: The field of a JSONL / CSV record that holds the input (``dlapps predict --input``).
-    input_field: str = "input"
+    #: The field of a JSONL / CSV record that holds the input (``dlapps predict --input``); a task that does
+    #: not set it reads ``text`` when its ``input_kind`` is text, else ``input``.
+    input_field: str = "text"
     #: Pad values of ragged example leaves, by dict key (``{"labels": -1, "boxes": -1}``); 0 otherwise.
     #: Used when batching examples for training and model inputs for prediction.
     pad_values: dict = {}
@@ -167,18 +168,30 @@ class Task:
     #: ``gr.Blocks``. None: the studio builds one from the input and output kinds.
     ui = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        below_task = cls.__mro__[:cls.__mro__.index(Task)] if Task in cls.__mro__ else cls.__mro__
+        if not any("input_field" in vars(klass) for klass in below_task):  # not set by the plugin: by kind
+            cls.input_field = "text" if cls.input_kind == "text" else "input"
+
     def __init__(self, config: dict | None = None):
         self.config = copy.deepcopy(self.default_config)
         self.config.update(config or {})
 
     # -- data --------------------------------------------------------------
+    def _missing(self, signature: str, consequence: str) -> MissingMethodError:
+        """The one-line error of a method the plugin has not implemented: what to write."""
+        return MissingMethodError(f"task {self.name!r} ({type(self).__module__}.{type(self).__name__}) does not "
+                                  f"implement {signature}, so {consequence}; add the method to the task class "
+                                  "(README: Writing a plugin)")
+
     def default_data(self, seed: int = 0) -> Dataset:
         """The small offline dataset the task ships or generates."""
-        raise NotImplementedError(f"task {self.name!r} has no default data")
+        raise self._missing("default_data(self, seed=0) -> Dataset", "it has no default data; train it with --data")
 
     def load_data(self, path: str, seed: int = 0) -> Dataset:
         """User data in the field's standard on-disk format."""
-        raise NotImplementedError(f"task {self.name!r} cannot read user data")
+        raise self._missing("load_data(self, path, seed=0) -> Dataset", f"it cannot read user data ({path!r})")
 
     def load_eval_data(self, path: str) -> Split:
         """A whole folder or file of labelled data, used as one test split by ``dlapps eval --data``."""
@@ -219,7 +232,7 @@ class Task:
     # -- model -------------------------------------------------------------
     def build_model(self, config: dict):
         """A fresh, uncompiled ``keras.Model`` for ``config``; it may have its own ``train_step``."""
-        raise NotImplementedError
+        raise self._missing("build_model(self, config) -> keras.Model", "it cannot build a model")
 
     def compile_model(self, model, jit_compile: bool = False) -> None:
         """Attach optimizer, loss and metrics. The default suits a softmax classifier."""
@@ -324,7 +337,7 @@ class Task:
         ``model_input`` is an array, or a dict or tuple of arrays, without a batch
         axis. ``context`` is anything postprocess needs about this input.
         """
-        raise NotImplementedError
+        raise self._missing("preprocess(self, raw, options) -> (model_input, context)", "it cannot predict")
 
     def forward(self, model, batch, options: dict):
         """The model on one batch of model inputs; the only step that touches the device.
@@ -340,19 +353,22 @@ class Task:
     def postprocess(self, output, context, options: dict):
         """One model output (no batch axis) and its input's context -> a result: plain JSON-able data,
         with ``ImageOutput`` / ``AudioOutput`` / ``FileOutput`` values for files."""
-        raise NotImplementedError
+        raise self._missing("postprocess(self, output, context, options) -> dict", "it cannot predict")
 
     def combine(self, results: list, context, options: dict):
         """The result of an input that ``preprocess`` split into ``Pieces``, from its pieces' results."""
         raise NotImplementedError(f"task {self.name!r} split an input into pieces but does not combine them")
 
     def summarize(self, result: dict) -> str:
-        """One line a person reads, for ``dlapps predict`` without ``--output``."""
+        """One line a person reads, for ``dlapps predict`` without ``--output``: ``7 (98.2%)`` for a label and
+        its score, else each plain field as ``key=value``."""
+        if isinstance(result.get("label"), str) and isinstance(result.get("score"), (int, float)):
+            return f"{result['label']} ({result['score']:.1%})"
         return ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict)))
 
     def evaluate(self, predictor, split: Split) -> dict:
         """The field's standard metrics on ``split``, as plain data."""
-        raise NotImplementedError
+        raise self._missing("evaluate(self, predictor, split) -> dict", "it cannot be evaluated")
 
     def format_metrics(self, metrics: dict) -> str:
         """How ``dlapps eval`` prints the metrics."""

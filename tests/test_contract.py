@@ -266,3 +266,41 @@ def test_a_baseline_floor_makes_twice_nothing_not_clearly_better():
     lower = Baseline("wer", "copy_wer", "copying", higher_is_better=False, floor=0.1)
     assert lower.check({"wer": 0.95, "copy_wer": 1.0})["better"] is False
     assert lower.check({"wer": 0.85, "copy_wer": 1.0})["better"] is True
+
+
+def test_defaults_by_kind_and_one_line_errors_for_what_a_plugin_leaves_out(tmp_path):
+    """A text task reads the ``text`` field of an input list unless it names another; a label with a score
+    reads ``7 (98.2%)``; a method the plugin did not write is a one-line error that names it."""
+    from dlapps.batch import read_input_file
+    from dlapps.errors import DlappsError, MissingMethodError
+    from dlapps.plugin import Task
+
+    class Mood(Task):
+        name = "mood"
+        input_kind = "text"
+
+    class Photos(Task):
+        name = "photos"
+        input_kind = "image"
+
+    class Reviews(Mood):
+        input_field = "review"
+
+    class MoreReviews(Reviews):
+        pass
+
+    assert (Mood.input_field, Photos.input_field, Reviews.input_field, MoreReviews.input_field) == \
+        ("text", "input", "review", "review")
+    listing = tmp_path / "list.csv"
+    listing.write_text("id,text\n1,a lovely day\n2,a sad film\n")
+    assert [value for _, value in read_input_file(listing, Mood.input_field)] == ["a lovely day", "a sad film"]
+    assert Mood().summarize({"label": "7", "score": 0.98213, "top_k": []}) == "7 (98.2%)"
+    assert Mood().summarize({"text": "hi", "words": 1}) == "text=hi, words=1"
+
+    with pytest.raises(MissingMethodError, match=r"task 'mood' \(.*Mood\) does not implement load_data\(self, path, "
+                                                 r"seed=0\) -> Dataset, so it cannot read user data \('my.csv'\)"):
+        Mood().load_data("my.csv")
+    with pytest.raises(DlappsError, match="does not implement default_data"):  # the CLI prints it as one line
+        dlapps.train(Mood(), out=tmp_path / "m", verbose=0)
+    with pytest.raises(NotImplementedError):  # code that asks "is it implemented?" still can
+        Mood().evaluate(None, None)
