@@ -352,6 +352,27 @@ def test_tsv_split_keeps_each_source_sentence_in_one_split(tmp_path):
     assert tsv_dataset(path, seed=4).test.inputs != data.test.inputs
 
 
+def test_tsv_with_a_source_column_holds_out_whole_sources(tmp_path):
+    """A third column naming where pairs come from (a program): the test pairs come from programs never
+    trained on. Tatoeba's per-pair attribution is not such a column: pairs are then grouped by sentence."""
+    programs = [f"program-{p}" for p in range(10)]
+    lines = [f"{program} says {number_corpus.english_number(n)}.\t{program} dit {n}.\t{program}"
+             for program in programs for n in range(30)]
+    path = tmp_path / "catalogs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = tsv_dataset(path, seed=1)
+    program_of = {line.split("\t")[0]: line.split("\t")[2] for line in lines}
+    held_out = [{program_of[s] for s in split.inputs} for split in (data.train, data.validation, data.test)]
+    assert (len(held_out[0]), len(held_out[1]), len(held_out[2])) == (8, 1, 1)
+    assert not (held_out[0] & held_out[1] or held_out[0] & held_out[2] or held_out[1] & held_out[2])
+    assert len(data.test) == 30 and "sources never trained on" in data.description
+
+    attributed = tmp_path / "fra.txt"
+    attributed.write_text("\n".join(f"I have {n} cats.\tJ'ai {n} chats.\tCC-BY 2.0 (France) #{n}"
+                                     for n in range(40)) + "\n", encoding="utf-8")
+    assert "by source sentence" in tsv_dataset(attributed).description
+
+
 def test_a_task_without_a_tokenizer_says_to_train_or_load_one():
     task = Translation(TINY_TRANSLATION_CONFIG)
     with pytest.raises(InvalidInputError, match="no tokenizer yet: train a model or load one"):

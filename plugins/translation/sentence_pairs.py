@@ -64,15 +64,38 @@ def number_dataset() -> Dataset:
 
 
 def tsv_dataset(path, seed: int = 0) -> Dataset:
-    """80 / 10 / 10 split of a sentence-pair TSV; all pairs with the same source stay in one split."""
+    """80 / 10 / 10 split of a sentence-pair TSV. When a third column names where each pair comes from (a
+    program, a document, a site: ``group_column``), whole groups go to one split, so the held-out pairs come
+    from sources never trained on, as a user's next text will; otherwise all pairs with the same source
+    sentence stay in one split."""
     path = Path(path)
-    pairs = read_pairs(path)
-    sources = [source for source, _ in pairs]
-    parts = split_indices(len(pairs), (0.8, 0.1, 0.1), seed=seed, groups=sources)
+    rows = read_rows(path)
+    pairs = list(rows)
+    groups = group_column(list(rows.values()))
+    if groups is not None:
+        parts = split_indices(len(pairs), (0.8, 0.1, 0.1), seed=seed, groups=groups)
+        how = (f"split 80/10/10 of its {len(set(groups)):,} sources (the third column) with seed {seed}: the "
+               "validation and test pairs come from sources never trained on")
+    else:
+        parts = split_indices(len(pairs), (0.8, 0.1, 0.1), seed=seed, groups=[source for source, _ in pairs])
+        how = f"split 80/10/10 by source sentence with seed {seed}: no test source sentence occurs in training"
     train, validation, test = (_split([pairs[i] for i in part], path.name) for part in parts)
-    description = (f"Sentence pairs from {path.name} ({len(pairs):,} valid pairs), split 80/10/10 by source "
-                   f"sentence with seed {seed}: no test source sentence occurs in training.")
+    description = f"Sentence pairs from {path.name} ({len(pairs):,} valid pairs), {how}."
     return Dataset(train, validation, test, description, guess_languages(path))
+
+
+#: A third column is a source to group by when it has at least this many distinct values, each with this many
+#: pairs on average (Tatoeba's third column, an attribution per pair, is not).
+MIN_GROUPS, MIN_PAIRS_PER_GROUP = 5, 10
+
+
+def group_column(values: list) -> list | None:
+    """The third column's values when every pair has one and they name sources (``MIN_GROUPS`` or more, of
+    ``MIN_PAIRS_PER_GROUP`` pairs on average), else None."""
+    if not values or any(v is None for v in values):
+        return None
+    distinct = len(set(values))
+    return values if MIN_GROUPS <= distinct <= len(values) / MIN_PAIRS_PER_GROUP else None
 
 
 def tsv_split(path) -> Split:
@@ -82,6 +105,12 @@ def tsv_split(path) -> Split:
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """Valid (source, target) pairs, deduplicated; malformed lines are reported, too many refuse."""
+    return list(read_rows(path))
+
+
+def read_rows(path: Path) -> dict:
+    """``{(source, target): third column or None}`` of the valid pairs, the first occurrence of each kept;
+    malformed lines are reported, too many refuse."""
     if not path.is_file():
         raise DataError(f"expected a sentence-pair TSV file (source<TAB>target per line), received '{path}', "
                         "which does not exist")
@@ -101,10 +130,11 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
             side = "source" if not fields[0].strip() else "target"
             problems.append(f"{path}:{line}: the {side} sentence is empty")
         else:
-            pairs.setdefault((_clean(fields[0]), _clean(fields[1])), line)
+            pairs.setdefault((_clean(fields[0]), _clean(fields[1])),
+                             fields[2].strip() or None if len(fields) > 2 else None)
     check_rows(problems, lines, len(pairs), MIN_PAIRS,
                f"at least {MIN_PAIRS} valid sentence pairs (source<TAB>target, UTF-8)", path)
-    return list(pairs)
+    return pairs
 
 
 def guess_languages(path: Path) -> dict:
