@@ -11,8 +11,12 @@ Plugin authors import everything they use from ``dlapps.plugin`` (see its
 docstring). Importing this package does not import TensorFlow.
 """
 
-from dlapps.api import batch_predict, evaluate, load, tasks, train
-from dlapps.errors import (
+from dlapps.quiet import quiet_tensorflow_import
+
+quiet_tensorflow_import()  # before anything imports TensorFlow: its native start-up noise is filtered
+
+from dlapps.api import batch_predict, evaluate, load, tasks, train  # noqa: E402
+from dlapps.errors import (  # noqa: E402
     DataError,
     DlappsError,
     InvalidInputError,
@@ -21,8 +25,8 @@ from dlapps.errors import (
     UnknownTaskError,
     UnsafeModelError,
 )
-from dlapps.inference import Predictor
-from dlapps.outputs import AudioOutput, FileOutput, ImageOutput
+from dlapps.inference import Predictor  # noqa: E402
+from dlapps.outputs import AudioOutput, FileOutput, ImageOutput  # noqa: E402
 
 __version__ = "0.1.0"
 

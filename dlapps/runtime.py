@@ -87,8 +87,11 @@ def _detect() -> Runtime:
     import keras
     import tensorflow as tf
 
+    from dlapps.quiet import native_stderr_filtered
+
     reasons: list[str] = []
-    gpus = tf.config.list_physical_devices("GPU")
+    with native_stderr_filtered():  # CUDA probing on a machine without a GPU driver: noise, not an error
+        gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)

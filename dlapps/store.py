@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from dlapps.errors import ArtifactError, ModelNotFoundError, UnsafeModelError
@@ -174,7 +175,9 @@ def load_model(path, custom_objects: dict | None = None):
     schedule = warmup_cosine_class()  # the core's schedule (plain "WarmupCosine": models saved before it moved)
     custom_objects = {"dlapps>WarmupCosine": schedule, "WarmupCosine": schedule, **(custom_objects or {})}
     try:
-        return keras.saving.load_model(file, custom_objects=custom_objects, safe_mode=True)
+        with warnings.catch_warnings():  # the optimizer's state is for training; a loaded model predicts
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(file, custom_objects=custom_objects, safe_mode=True)
     except (ValueError, TypeError, KeyError) as exc:
         raise ArtifactError(f"could not load '{file}': {exc}") from None
 

@@ -100,3 +100,30 @@ def test_version(capsys):
 def test_an_empty_text_input_is_a_clear_error_record(translation_model, capsys):
     assert main(["predict", "translation", "", "--no-progress"]) == 1
     assert "expected a non-empty text input, received an empty one ('')" in capsys.readouterr().err
+
+
+def test_start_up_is_quiet_on_a_cpu_machine(capfd):
+    """TensorFlow's native start-up noise (absl's notice, CUDA probing without a driver, CPU-feature hints)
+    is filtered; anything else written meanwhile still reaches the terminal; DLAPPS_LOG_LEVEL=debug shows all."""
+    import os
+    import subprocess
+    import sys
+
+    from dlapps.quiet import native_stderr_filtered
+
+    with native_stderr_filtered():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                    b"I0000 00:00:1796640763.291703   10638 cudart_stub.cc:31] Could not find cuda drivers\n"
+                    b"E0000 00:00:1796640777.113387   10638 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+                    b"a real problem\n")
+    assert capfd.readouterr().err == "a real problem\n"
+
+    noise = ("E0000", "cuInit", "CUDA error", "absl::InitializeLog", "cudart_stub", "rebuild TensorFlow")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DLAPPS_LOG_LEVEL")}
+    info = subprocess.run([sys.executable, "-m", "dlapps.cli", "info"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert info.returncode == 0 and "tensorflow:" in info.stdout
+    assert not [line for line in info.stderr.splitlines() if any(word in line for word in noise)], info.stderr
+    loud = subprocess.run([sys.executable, "-m", "dlapps.cli", "info"], capture_output=True, text=True, timeout=300,
+                          env={**env, "DLAPPS_LOG_LEVEL": "debug"})
+    assert "absl::InitializeLog" in loud.stderr  # shown when asked for
