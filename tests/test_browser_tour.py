@@ -94,6 +94,12 @@ def test_every_tab_runs_its_first_example_without_an_error(every_tab, speech_cor
                 examples = page.locator(".gallery-item:visible, tr.tr-body:visible")
                 if examples.count():
                     examples.first.click()
+                    # The example loads into the input asynchronously: run only once it is there (a loaded
+                    # machine took longer than the click on the button).
+                    page.wait_for_timeout(300)
+                    page.wait_for_function(f"() => {RUNNING}", timeout=60_000)
+                    if task in ("image-classification", "object-detection"):
+                        page.locator(f"#{task}-input img").first.wait_for(timeout=30_000)
                 elif task == "speech-recognition":  # a tiny model gets no recording right: none is shipped
                     recording = str(sorted(speech_corpus.rglob("*.flac"))[0])
                     page.locator("#speech-recognition-input input[type=file]").set_input_files(recording)
