@@ -590,8 +590,35 @@ def _detection_row(report, name: str, spec: dict, seed: int) -> tuple:
             None, seconds)
 
 
+#: MovieLens folders (users, movies, mean ratings a user) from the generator of the default data, other sizes.
+MOVIELENS_ZOO = {
+    "MovieLens, 200 users, 150 movies, about 20 ratings a user": dict(users=200, movies=150, mean=20.0),
+    "MovieLens, 1,000 users, 800 movies, about 25 ratings a user": dict(users=1000, movies=800, mean=25.0),
+    "MovieLens, 5,000 users, 3,000 movies, about 30 ratings a user": dict(users=5000, movies=3000, mean=30.0),
+}
+
+
+def _movielens_row(report, name: str, spec: dict, seed: int) -> tuple:
+    """Recommendation trained on one MovieLens folder of the zoo: its bar (Recall@10 1.25x popularity's), and its
+    row (the trivial baseline is the most popular movies; there is no classical one)."""
+    from dlapps_plugins.recommendation import synthetic_movielens
+
+    movies, ratings = synthetic_movielens.generate(spec["users"], spec["movies"], spec["mean"], seed=100 + seed)
+    folder = synthetic_movielens.write_movielens(Path(tempfile.mkdtemp(prefix="zoo-")) / "movielens", movies,
+                                                 ratings)
+    metrics, seconds = _train_cli("recommendation", folder)
+    ratio = metrics["recall_at_10"] / max(metrics["popularity_recall_at_10"], 1e-9)
+    report.bar(f"user data: MovieLens '{name}', seed {seed}: Recall@10 / most-popular's", ratio, ">=", 1.25,
+               f"{metrics['recall_at_10']:.4f} vs {metrics['popularity_recall_at_10']:.4f} (NDCG@10 "
+               f"{metrics['ndcg_at_10']:.4f} vs {metrics['popularity_ndcg_at_10']:.4f}) for "
+               f"{metrics['users_evaluated']:,} users held out by time, {seconds:.0f} s")
+    return ("recommendation", f"{name} (seed {seed})", "Recall@10", metrics["recall_at_10"],
+            metrics["popularity_recall_at_10"], None, seconds)
+
+
 #: The parts of the user-data zoo (``--zoo``): their datasets, and what trains one and reports it.
-USER_DATA_ZOOS = {"images": (IMAGE_FOLDER_ZOO, _image_folder_row), "detection": (DETECTION_ZOO, _detection_row)}
+USER_DATA_ZOOS = {"images": (IMAGE_FOLDER_ZOO, _image_folder_row), "detection": (DETECTION_ZOO, _detection_row),
+                  "movielens": (MOVIELENS_ZOO, _movielens_row)}
 
 
 def bench_user_data(report, seeds=(0, 1), zoos=None):

@@ -28,13 +28,14 @@ from pathlib import Path
 #: ``epochs``: passes over the default data (the plan turns them into steps for other data); ``steps``: 0 lets
 #: the plan choose; ``min_steps`` / ``max_steps``: the floor and ceiling of the planned steps (0: none);
 #: ``patience``: epochs of early stopping (with the warm-up + cosine schedule, raised to ``patience_share`` of the
-#: steps, and watched from half-way only); ``time_budget``: seconds
+#: steps, and watched from half-way only), ``patience_steps`` at least; ``time_budget``: seconds
 #: of training (0: none); ``schedule``: ``warmup_cosine`` or ``plateau`` (halve the rate on a plateau).
 PLAN_DEFAULTS = {"epochs": 20, "batch_size": 32, "patience": 5, "learning_rate": 1e-3, "steps": 0,
-                 "min_steps": 0, "max_steps": 0, "patience_share": 0.5, "warmup_share": 0.05,
+                 "min_steps": 0, "max_steps": 0, "patience_share": 0.5, "patience_steps": 100, "warmup_share": 0.05,
                  "time_budget": 0, "schedule": "warmup_cosine"}
-#: Early stopping and learning-rate cuts wait at least this many optimizer steps, whatever the epoch count says.
-MIN_PATIENCE_STEPS = 100
+#: Early stopping and learning-rate cuts wait at least this many optimizer steps, whatever the epoch count says
+#: (a task with a noisier validation score raises it with its ``patience_steps``).
+MIN_PATIENCE_STEPS = PLAN_DEFAULTS["patience_steps"]
 #: A smaller batch for a small training split: an epoch has at least this many optimizer steps.
 MIN_STEPS_PER_EPOCH = 3
 MIN_BATCH_SIZE = 8
@@ -131,18 +132,19 @@ def plan_training(recipe: Recipe, train_size: int, replicas: int = 1) -> None:
                   f"{per_epoch / per_pass:.1f} passes over the training data ({per_pass} steps): an epoch (a "
                   f"validation, a backup) every {MIN_EPOCH_STEPS} steps at least")
     per_epoch = max(1, int(cfg["steps_per_epoch"]))
+    least = int(cfg.get("patience_steps", MIN_PATIENCE_STEPS))
     recipe.choose("epochs", max(1, math.ceil(steps / per_epoch)), f"{steps:,} steps at {per_epoch} steps an epoch")
     if cfg.get("schedule") == "warmup_cosine":
         share = float(cfg.get("patience_share", 0.5))
-        patience_steps = max(MIN_PATIENCE_STEPS, int(share * steps))
+        patience_steps = max(least, int(share * steps))
         recipe.choose("patience", max(int(cfg["patience"]), math.ceil(patience_steps / per_epoch)),
-                      f"epochs without a better validation score before stopping: {patience_steps:,} steps ({share:.0%} "
-                      f"of the plan, at least {MIN_PATIENCE_STEPS}), watched from half-way: the cosine decay ends the run, and the best epoch of its "
-                      "second half is kept")
+                      f"epochs without a better validation score before stopping: {patience_steps:,} steps "
+                      f"({share:.0%} of the plan, at least {least}), watched from half-way: the cosine decay ends "
+                      "the run, and the best epoch of its second half is kept")
     else:
-        recipe.choose("patience", patience_epochs(int(cfg["patience"]), per_epoch),
+        recipe.choose("patience", patience_epochs(int(cfg["patience"]), per_epoch, least),
                       f"epochs without a better validation score before the rate is halved (a third of it) and "
-                      f"training stops; at least {MIN_PATIENCE_STEPS} steps")
+                      f"training stops; at least {least} steps")
     if cfg.get("schedule") == "warmup_cosine":
         recipe.choose("warmup_steps", int(cfg.get("warmup_share", 0.05) * steps) if not cfg.get("warmup_steps")
                       else int(cfg["warmup_steps"]),
@@ -155,14 +157,14 @@ def plan_training(recipe: Recipe, train_size: int, replicas: int = 1) -> None:
                       "keeps its best epoch")
 
 
-def patience_epochs(patience: int, steps_per_epoch: int | None) -> int:
-    """``patience`` (epochs), raised so that at least ``MIN_PATIENCE_STEPS`` steps pass. An epoch of a tiny
+def patience_epochs(patience: int, steps_per_epoch: int | None, min_steps: int = MIN_PATIENCE_STEPS) -> int:
+    """``patience`` (epochs), raised so that at least ``min_steps`` steps pass. An epoch of a tiny
     dataset is one or two steps: too few for the weights, and BatchNorm's moving statistics that validation
     uses, to catch up, so validation sits at chance for the first epochs while training improves; counted in
     epochs, patience would halve the learning rate and stop training before the model had learned anything."""
     if not steps_per_epoch:
         return patience
-    return max(patience, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
+    return max(patience, math.ceil(min_steps / steps_per_epoch))
 
 
 def _short(value) -> str:

@@ -17,8 +17,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 
-# Quiet TensorFlow's C++ start-up logging before it is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ start-up logging is quieted by dlapps.quiet, which the package imports first.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 

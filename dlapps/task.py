@@ -153,8 +153,11 @@ class Task:
     #: Pad values of ragged example leaves, by dict key (``{"labels": -1, "boxes": -1}``); 0 otherwise.
     #: Used when batching examples for training and model inputs for prediction.
     pad_values: dict = {}
-    #: The Keras metric that early stopping watches.
+    #: The Keras metric that early stopping watches (a task may add its own to the logs with a callback).
     monitor: str = "val_loss"
+    #: Whether ``monitor`` improves by going down ("min") or up ("max"); "auto" lets Keras tell from a
+    #: compiled metric's name (loss, accuracy), which it cannot for a metric a callback adds.
+    monitor_mode: str = "auto"
     #: The baselines every trained model is compared with: a ``Baseline`` (the trivial one) or a tuple of them
     #: (the trivial one first, then a classical one); training warns loudly, and the model card, the CLI and
     #: the studio say so, when the model is not clearly better than each.

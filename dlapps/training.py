@@ -21,7 +21,8 @@ from dlapps import runtime as runtime_mod
 from dlapps import store
 from dlapps.errors import DataError
 from dlapps.inference import Predictor
-from dlapps.recipes import PLAN_DEFAULTS, Recipe, TrainingClock, apply_schedule, patience_epochs, plan_training
+from dlapps.recipes import (MIN_PATIENCE_STEPS, PLAN_DEFAULTS, Recipe, TrainingClock, apply_schedule, patience_epochs,
+                            plan_training)
 from dlapps.recipes import schedule_of
 
 #: Settings every task has (see ``dlapps.recipes.PLAN_DEFAULTS``); a task's default_config may override them.
@@ -311,19 +312,20 @@ def default_callbacks(task, run_dir: Path, patience: int, steps_per_epoch: int |
     place of halving the rate on plateaus, which would fight the schedule."""
     import keras
 
-    patience = patience_epochs(patience, steps_per_epoch)
+    patience = patience_epochs(patience, steps_per_epoch, int(task.config.get("patience_steps", MIN_PATIENCE_STEPS)))
     schedule = schedule_of(model) if model is not None else None
     seconds = float(task.config.get("time_budget") or 0)
     pace = ([TrainingClock(seconds, run_dir / "backup", schedule)] if schedule is not None or seconds else [])
     if schedule is None:
-        pace.insert(0, keras.callbacks.ReduceLROnPlateau(monitor=task.monitor, factor=0.5,
+        pace.insert(0, keras.callbacks.ReduceLROnPlateau(monitor=task.monitor, mode=task.monitor_mode, factor=0.5,
                                                          patience=max(2, patience // 3)))
     return [
         # Saves weights and epoch after every epoch: a rerun continues from there.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
         # With a schedule, not in the first half of the plan: the rate is still high, validation is still noisy,
         # and a model that guesses uniformly has the lowest loss (the best weights must not be the first ones).
-        keras.callbacks.EarlyStopping(monitor=task.monitor, patience=patience, restore_best_weights=True,
+        keras.callbacks.EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=patience,
+                                      restore_best_weights=True,
                                       start_from_epoch=int(task.config.get("epochs", 0) * EARLY_STOPPING_FROM)
                                       if schedule is not None else 0),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),

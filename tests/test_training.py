@@ -130,6 +130,11 @@ def test_the_plan_follows_the_size_of_the_data_and_keeps_what_the_user_set():
     # In between: 60 passes.
     config, _ = planned(3_000)
     assert config["steps"] == 60 * 47 and config["epochs"] == 60
+    # Halving the rate on plateaus: patience in epochs, raised to the task's patience_steps (a noisy score).
+    config, why = planned(126, schedule="plateau", patience=2)
+    assert config["patience"] == 4 and "at least 100 steps" in why["patience"]  # 100 steps = 4 epochs of 25
+    config, why = planned(126, schedule="plateau", patience=2, patience_steps=300)
+    assert config["patience"] == 12 and "at least 300 steps" in why["patience"]
     # The user's --epochs and --batch-size win; the steps follow from them.
     config, why = planned(126, user={"epochs", "batch_size"}, epochs=3, batch_size=8)
     assert (config["batch_size"], config["epochs"], config["steps_per_epoch"], config["steps"]) == (8, 3, 16, 48)

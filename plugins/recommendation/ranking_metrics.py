@@ -16,8 +16,10 @@ RANKERS = {"model": False, "popularity": True}  # name -> score by popularity
 LOW = -1e9  # stands in for -inf: excluded movies rank last
 
 
-def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int = 10_000) -> dict:
-    """Both rankers on every test user, or on ``max_users`` of them spread evenly over a larger split."""
+def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int = 10_000,
+                      rankers: tuple = tuple(RANKERS)) -> dict:
+    """Both rankers (or those named) on every test user, or on ``max_users`` of them spread evenly over a
+    larger split."""
     import keras_rs
 
     if len(split) > max_users:
@@ -25,7 +27,7 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
 
     metrics = {name: {f"recall_at_{K}": keras_rs.metrics.RecallAtK(k=K, shuffle_ties=False),
                       f"ndcg_at_{K}": keras_rs.metrics.NDCG(k=K),
-                      "mrr": keras_rs.metrics.MeanReciprocalRank(shuffle_ties=False)} for name in RANKERS}
+                      "mrr": keras_rs.metrics.MeanReciprocalRank(shuffle_ties=False)} for name in rankers}
     catalogue, evaluated, dropped = task.require_knowledge().catalogue, 0, 0
     options = task.default_options()
     for start in range(0, len(split), batch_size):
@@ -43,16 +45,19 @@ def evaluate_rankings(task, model, split, batch_size: int = 256, max_users: int 
         truth = np.zeros((len(queries), len(catalogue) + 1), np.float32)
         for row, wanted in enumerate(relevant):
             truth[row, wanted] = 1.0
-        for name, popularity in RANKERS.items():
-            scores = task.score_matrix(model, batch, popularity=popularity)
+        for name in rankers:
+            scores = task.score_matrix(model, batch, popularity=RANKERS[name])
             scores = np.where(np.isfinite(scores), scores, LOW)
             for metric in metrics[name].values():
                 metric.update_state(truth[:, 1:], scores[:, 1:])
         evaluated += len(queries)
-    result = {key: round(float(m.result()), 4) for key, m in metrics["model"].items()}
-    result.update({f"popularity_{key}": round(float(m.result()), 4) for key, m in metrics["popularity"].items()})
-    baseline = result[f"popularity_recall_at_{K}"]
-    result[f"recall_at_{K}_vs_popularity"] = round(result[f"recall_at_{K}"] / baseline, 2) if baseline else None
+    result = {}
+    for name in rankers:
+        prefix = "" if name == "model" else f"{name}_"
+        result.update({prefix + key: round(float(m.result()), 4) for key, m in metrics[name].items()})
+    if set(RANKERS) <= set(rankers):
+        baseline = result[f"popularity_recall_at_{K}"]
+        result[f"recall_at_{K}_vs_popularity"] = round(result[f"recall_at_{K}"] / baseline, 2) if baseline else None
     result["users_evaluated"] = evaluated
     if dropped:
         result["unknown_movies_dropped"] = dropped

@@ -11,13 +11,18 @@ def recommender_graph(model, item_vectors, config: dict, options: dict) -> Expor
     left out, and the ``k`` best, as ``forward`` ranks them."""
     import tensorflow as tf
 
+    from dlapps_plugins.recommendation.two_tower_model import item_scoring
+
     user_tower = model.get_layer("user_tower")
-    items = tf.constant(item_vectors)
+    scale, bias = item_scoring(model)
+    items = tf.constant(item_vectors * scale)
+    bias = tf.constant(bias if bias is not None else item_vectors[:, 0] * 0.0)
     k = int(options["k"])
-    padding = -1e9  # a score below any real one (cosine scores lie in -1..1)
+    padding = -1e9  # a score below any real one
 
     def recommend(user, history, seen):
         scores = tf.matmul(user_tower({"user": user, "history": history}, training=False), items, transpose_b=True)
+        scores = scores + bias[None, :]
         left_out = tf.reduce_max(tf.one_hot(seen, tf.shape(items)[0]), axis=1)  # index 0 (padding) is always in
         left_out = tf.maximum(left_out, tf.one_hot(tf.zeros_like(user), tf.shape(items)[0]))
         best_scores, best = tf.math.top_k(tf.where(left_out > 0, padding, scores), k=k)
@@ -34,7 +39,8 @@ def recommender_graph(model, item_vectors, config: dict, options: dict) -> Expor
                                                 "the user has seen), padded with 0")],
         outputs={"items": f"(batch, {k}) the indices of the {k} best movies (assets/items.csv names them), best "
                           "first",
-                 "scores": f"(batch, {k}) their scores (the two towers' cosine similarity)"},
+                 "scores": f"(batch, {k}) their scores (the two towers' cosine similarity divided by the "
+                           "temperature, plus the movie's learned bias)"},
         inside=f"the user tower, its score against every movie's precomputed item vector, leaving out the seen "
                f"movies, and the top {k}",
         outside="mapping user and movie ids to indices and back (assets/), the most-popular ranking for a user with "

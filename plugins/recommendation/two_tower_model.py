@@ -5,7 +5,12 @@
   pooled with learned per-position weights.
 - Item tower: the movie's id embedding and its genres (a frozen multi-hot table
   inside the model, so the saved model needs only movie indices).
-- Both end in unit-length vectors; a score is their cosine similarity.
+- Both end in unit-length vectors; a score is their cosine similarity divided by
+  the temperature, plus the movie's learned bias (how much anyone would watch
+  it), which starts at the log of its training popularity. Without the bias a
+  small dataset's model ranked below plain popularity: the logQ correction
+  below takes popularity out of the in-batch logits, and unit vectors cannot
+  learn it back from a few thousand ratings.
 
 Training uses in-batch negatives: each example's positive movie is a negative
 for the other examples of the batch. keras-rs removes accidental hits (the
@@ -21,6 +26,7 @@ import numpy as np
 from keras import ops
 
 PACKAGE = "dlapps_recommendation"
+ITEM_BIAS = "item_bias"
 
 
 @keras.saving.register_keras_serializable(PACKAGE)
@@ -62,18 +68,22 @@ class HistoryPooling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(PACKAGE)
 class InBatchLogits(keras.layers.Layer):
-    """Query-candidate similarities over the batch, divided by a temperature, logQ-corrected."""
+    """Query-candidate similarities over the batch, divided by a temperature, plus each candidate's bias
+    (when given), logQ-corrected."""
 
     def __init__(self, temperature: float = 0.05, **kwargs):
         super().__init__(**kwargs)
         self.temperature = temperature
         self.correction = keras_rs.layers.SamplingProbabilityCorrection()
 
-    def build(self, queries_shape, candidates_shape=None, candidate_probability_shape=None):
+    def build(self, queries_shape, candidates_shape=None, candidate_probability_shape=None,
+              candidate_bias_shape=None):
         pass
 
-    def call(self, queries, candidates, candidate_probability):
+    def call(self, queries, candidates, candidate_probability, candidate_bias=None):
         logits = ops.matmul(queries, ops.transpose(candidates)) / self.temperature
+        if candidate_bias is not None:
+            logits = logits + ops.reshape(candidate_bias, (1, -1))
         return self.correction(logits, ops.reshape(candidate_probability, (1, -1)))
 
     def get_config(self):
@@ -117,8 +127,9 @@ def build_two_tower(config: dict) -> keras.Model:
     histories = keras.Input(shape=(length,), dtype="int32", name="history")
     items = keras.Input(shape=(), dtype="int32", name="item")
     probability = keras.layers.Embedding(n_items + 1, 1, trainable=False, name="item_sampling_probability")(items)
+    bias = keras.layers.Embedding(n_items + 1, 1, name=ITEM_BIAS)(items)
     logits = InBatchLogits(config["temperature"], name="in_batch_logits")(
-        user_tower({"user": users, "history": histories}), item_tower({"item": items}), probability)
+        user_tower({"user": users, "history": histories}), item_tower({"item": items}), probability, bias)
     return keras.Model({"user": users, "history": histories, "item": items}, logits, name="two_tower")
 
 
@@ -128,11 +139,27 @@ def _head(x, dim: int, name: str):
     return keras.layers.UnitNormalization(name=f"{name}_vector")(x)
 
 
-def set_item_tables(model: keras.Model, genre_table: np.ndarray, sampling_probability: np.ndarray) -> None:
-    """Fill the frozen tables: each movie's genres (multi-hot) and how often it is a training positive."""
+def set_item_tables(model: keras.Model, genre_table: np.ndarray, train_counts: np.ndarray) -> None:
+    """Fill the frozen tables (each movie's genres, multi-hot, and how often it is a training positive) and
+    start each movie's bias at the log of its share of training positives (one more each: none is -inf)."""
+    counts = np.asarray(train_counts, np.float64)  # row 0 is padding
     model.get_layer("item_tower").get_layer("item_genres").set_weights([genre_table.astype("float32")])
-    model.get_layer("item_sampling_probability").set_weights([sampling_probability.reshape(-1, 1)
-                                                              .astype("float32")])
+    model.get_layer("item_sampling_probability").set_weights([(counts / max(1.0, counts.sum()))
+                                                              .reshape(-1, 1).astype("float32")])
+    smoothed = np.log((counts + 1) / (counts + 1).sum())
+    model.get_layer(ITEM_BIAS).set_weights([(smoothed - smoothed[1:].mean()).reshape(-1, 1).astype("float32")])
+
+
+def item_scoring(model: keras.Model) -> tuple[float, np.ndarray]:
+    """What a user's score for a movie is made of besides the two vectors: (1 / temperature, each movie's bias).
+
+    A model saved before movies had a bias scores by the cosine alone: (1.0, zeros).
+    """
+    try:
+        bias = np.asarray(model.get_layer(ITEM_BIAS).get_weights()[0], np.float32)[:, 0]
+    except ValueError:
+        return 1.0, None
+    return 1.0 / float(model.get_layer("in_batch_logits").temperature), bias
 
 
 def towers(model: keras.Model) -> tuple[keras.Model, keras.Model]:
