@@ -81,6 +81,8 @@ def objective_for(task_cls, text: str | None = None) -> Objective:
         return Objective(name, direction == "max")
     if trivial is not None and name == trivial.metric:
         return Objective(name, trivial.higher_is_better)
+    if name == task_cls.monitor and task_cls.monitor_mode != "auto":
+        return Objective(name, task_cls.monitor_mode == "max")
     return Objective(name, not any(word in name.lower() for word in LOWER_IS_BETTER))
 
 

@@ -314,6 +314,11 @@ def test_scores_are_the_towers_cosine_over_the_temperature_plus_a_movie_bias_tha
     start = item_scoring(fresh)[1][1:]
     order = np.argsort(counts, kind="stable")
     assert np.all(np.diff(start[order]) >= -1e-6) and start[np.argmax(counts)] > start[np.argmin(counts)]
+    # A model saved before movies had a bias (no item_bias layer) scores by the cosine alone.
+    import keras
+
+    inputs = keras.Input(shape=(2,))
+    assert item_scoring(keras.Model(inputs, keras.layers.Dense(1, name="in_batch_logits")(inputs))) == (1.0, None)
 
 
 def test_early_stopping_watches_the_validation_users_recall_at_10(recommendation_model):

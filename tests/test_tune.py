@@ -71,6 +71,10 @@ def test_objectives_default_to_the_baseline_metric_and_know_their_direction():
     assert objective_for(classifier).higher_is_better
     assert not objective_for(classifier, "val_loss").higher_is_better
     assert not objective_for(task_class("speech-recognition")).higher_is_better  # word error rate
+    # No baseline: the metric early stopping watches, in the direction the task declares for it.
+    watching = type("Watching", (classifier,), {"baseline": None, "monitor": "val_loss_saved",
+                                                "monitor_mode": "max"})
+    assert objective_for(watching).name == "val_loss_saved" and objective_for(watching).higher_is_better
     with pytest.raises(SearchError, match="METRIC:max or METRIC:min, received 'accuracy:sideways'"):
         objective_for(classifier, "accuracy:sideways")
 

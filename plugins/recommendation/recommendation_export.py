@@ -41,7 +41,7 @@ def recommender_graph(model, item_vectors, config: dict, options: dict) -> Expor
                           "first",
                  "scores": f"(batch, {k}) their scores (the two towers' cosine similarity divided by the "
                            "temperature, plus the movie's learned bias)"},
-        inside=f"the user tower, its score against every movie's precomputed item vector, leaving out the seen "
-               f"movies, and the top {k}",
+        inside=f"the user tower, its score against every movie's precomputed item vector (the cosine divided by "
+               f"the temperature, plus the movie's bias), leaving out the seen movies, and the top {k}",
         outside="mapping user and movie ids to indices and back (assets/), the most-popular ranking for a user with "
                 "neither a known id nor a history, similar-movie queries, and the 'because you watched' explanations")

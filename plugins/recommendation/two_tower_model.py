@@ -150,7 +150,7 @@ def set_item_tables(model: keras.Model, genre_table: np.ndarray, train_counts: n
     model.get_layer(ITEM_BIAS).set_weights([(smoothed - smoothed[1:].mean()).reshape(-1, 1).astype("float32")])
 
 
-def item_scoring(model: keras.Model) -> tuple[float, np.ndarray]:
+def item_scoring(model: keras.Model) -> tuple[float, np.ndarray | None]:
     """What a user's score for a movie is made of besides the two vectors: (1 / temperature, each movie's bias).
 
     A model saved before movies had a bias scores by the cosine alone: (1.0, zeros).

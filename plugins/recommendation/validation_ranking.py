@@ -25,7 +25,7 @@ class ValidationRanking(keras.callbacks.Callback):
         self.task, self.split, self.max_users = task, split, max_users
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or not len(self.split):
+        if logs is None or self.split is None or not len(self.split):
             return
         self.task.forget_item_vectors()  # the item tower has changed since the last epoch
         try:
