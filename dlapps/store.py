@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from dlapps.errors import ArtifactError, ModelNotFoundError, UnsafeModelError
+from dlapps.metric_names import metric_label
 
 MODEL_FILE = "model.keras"
 TASK_FILE = "task.json"
@@ -86,7 +87,7 @@ def save(path, model, task, info: dict, metrics: dict, dataset=None, predict=Non
         meta = {"task": task.name, "plugin": task.plugin, "config": task.config, **info}
         _write_json(staging / TASK_FILE, meta)
         _write_json(staging / METRICS_FILE, metrics)
-        _write_text(staging / CARD_FILE, model_card(meta, metrics))
+        _write_text(staging / CARD_FILE, model_card(meta, metrics, task))
         swap_in(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -128,12 +129,13 @@ def read_metrics(path) -> dict:
         return {}
 
 
-def update_metrics(path, metrics: dict) -> None:
-    """Merge new evaluation results into metrics.json and rewrite the model card, each file atomically."""
+def update_metrics(path, metrics: dict, task=None) -> None:
+    """Merge new evaluation results into metrics.json and rewrite the model card (its metrics named as
+    ``task`` names them), each file atomically."""
     path = Path(path)
     merged = {**read_metrics(path), **metrics}
     _write_json(path / METRICS_FILE, merged)
-    _write_text(path / CARD_FILE, model_card(read_meta(path), merged))
+    _write_text(path / CARD_FILE, model_card(read_meta(path), merged, task))
 
 
 def load(path, task_cls):
@@ -291,8 +293,9 @@ def _plain(value):
     return str(value)
 
 
-def model_card(meta: dict, metrics: dict) -> str:
-    """A markdown model card from task.json and metrics.json."""
+def model_card(meta: dict, metrics: dict, task=None) -> str:
+    """A markdown model card from task.json and metrics.json; ``task`` (its class or an instance) names the
+    metrics for a person (``metric_label``), each followed by its key in metrics.json."""
     training = meta.get("training", {})
     lines = [
         f"# {meta.get('task', 'model')}",
@@ -306,12 +309,13 @@ def model_card(meta: dict, metrics: dict) -> str:
         "",
         "## Metrics (held-out test split)",
         "",
-        "| metric | value |",
-        "| --- | --- |",
+        "| metric | key in metrics.json | value |",
+        "| --- | --- | --- |",
     ]
     for key, value in metrics.items():
-        if isinstance(value, (int, float)):
-            lines.append(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            shown = f"{value:.4f}" if isinstance(value, float) else f"{value}"
+            lines.append(f"| {metric_label(key, task)} | `{key}` | {shown} |")
     checks = metrics.get("baseline_checks") or ([metrics["baseline_check"]] if metrics.get("baseline_check") else [])
     if checks:
         lines += ["", "## Against baselines", ""]

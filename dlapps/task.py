@@ -32,6 +32,7 @@ from typing import Any
 from dlapps.data import Dataset, Split
 from dlapps.errors import MissingMethodError, PresetError
 from dlapps.inputs import FILE_KINDS  # noqa: F401  (re-exported: the input kinds read from files)
+from dlapps.metric_names import baselines_of, metric_label  # noqa: F401  (baselines_of: re-exported)
 from dlapps.options import Option, Param, check_options  # noqa: F401  (Param: search_space's type)
 
 
@@ -82,15 +83,8 @@ class Baseline:
         verdict = "clearly better than" if better else "NOT clearly better than"
         return {"metric": self.metric, "value": value, "baseline": reference, "better": bool(better),
                 "kind": self.kind,
-                "message": f"held-out {self.metric} {value:.4g} is {verdict} {self.what} ({reference:.4g})"}
-
-
-def baselines_of(task) -> tuple:
-    """A task's baselines (``Task.baseline``: one ``Baseline``, a tuple of them, or None), as a tuple."""
-    declared = getattr(task, "baseline", None)
-    if declared is None:
-        return ()
-    return tuple(declared) if isinstance(declared, (tuple, list)) else (declared,)
+                "message": f"held-out {metric_label(self.metric)} {value:.4g} is {verdict} {self.what} "
+                           f"({reference:.4g})"}
 
 
 @dataclass
@@ -170,6 +164,10 @@ class Task:
     #: The task's Gradio UI: a method ``ui(self, predictor)`` that builds components inside the current
     #: ``gr.Blocks``. None: the studio builds one from the input and output kinds.
     ui = None
+    #: A person's name for each of ``evaluate``'s own metric keys (``{"flagged_out_of_domain": "sentences
+    #: flagged as outside what the model knows"}``), shown in the tab, the model card and the CLI; shared keys
+    #: (accuracy, mAP@.5, chrF, ...) and the baselines' figures are named already (``metric_label``).
+    metric_names: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

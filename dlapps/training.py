@@ -74,7 +74,7 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
         "global_batch_size": fitted["global_batch_size"], "seconds": round(time.time() - started, 1),
         "hardware": hardware(rt), "strategy": rt.strategy_name, "replicas": rt.replicas,
         "precision": rt.precision, "logs": str(run_dir / "logs"), "steps": fitted["steps"],
-        "recipe": fitted["recipe"],
+        "recipe": fitted["recipe"], "finished": time.strftime("%Y-%m-%d %H:%M"),
     }
     progress("saving")
     # Of several workers only the chief keeps the model; the others save to a scratch folder, as TF advises.
@@ -224,7 +224,7 @@ def evaluate(predictor, data=None) -> dict:
         split = dataset.test
     metrics = with_baseline_check(task, task.evaluate(predictor, split))
     if not data:
-        store.update_metrics(predictor.model_dir, metrics)
+        store.update_metrics(predictor.model_dir, metrics, task)
     return metrics
 
 

@@ -17,10 +17,13 @@ import logging
 import os
 import re
 import tempfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlapps.errors import DlappsError, ModelNotFoundError
 from dlapps.outputs import ImageOutput, describe_file_outputs, replace_file_outputs
+from dlapps.metric_names import metric_label
 
 if TYPE_CHECKING:
     from dlapps.background_training import TrainingStatus
@@ -63,36 +66,44 @@ def without_upload_paths(text: str) -> str:
     return text
 
 
-#: How metric names read in the studio; other names have their underscores replaced by spaces.
-METRIC_NAMES = {"wer": "word error rate", "cer": "character error rate", "chrf": "chrF", "bleu": "BLEU",
-                "map": "mAP", "map_50": "mAP@.5", "map_75": "mAP@.75"}
-
-
 #: Metric names (or parts of them) whose values are shares of a whole, shown as percentages.
 SHARES = ("accuracy", "precision", "recall", "f1", "rate", "wer", "cer", "map", "exact", "share", "coverage",
-          "hit", "ndcg")
+          "hit", "ndcg", "flagged", "kept")
 
 
-def readable_metric(name: str, value) -> str:
-    """``test accuracy 98.9%``: a share in [0, 1] as a percentage, a count as it is, anything else to 4 digits."""
-    label = METRIC_NAMES.get(name, name.replace("_", " "))
+def readable_metric(name: str, value, task=None) -> str:
+    """``accuracy 98.9%``: the metric's name for a person (``metric_label``), a share in [0, 1] as a percentage,
+    a count as it is, anything else to 4 digits."""
+    label = metric_label(name, task)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{label} {value}"
     if isinstance(value, int):
         return f"{label} {value:,}"
-    if 0.0 <= value <= 1.0 and any(word in name for word in SHARES):
+    if 0.0 <= value <= 1.0 and any(word in name for word in SHARES) and "_vs_" not in name:
         return f"{label} {value:.1%}"
     return f"{label} {value:.4g}"
+
+
+def model_name(predictor) -> str:
+    """``Model: image-classification, trained 2026-12-07 14:20`` (a preset's name when it was not trained)."""
+    training = (predictor.meta or {}).get("training") or {}
+    when = training.get("finished")
+    if when is None and predictor.model_dir and (Path(predictor.model_dir) / "task.json").is_file():
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((Path(predictor.model_dir) / "task.json").stat().st_mtime))
+    if not training and (predictor.meta or {}).get("preset"):
+        return f"Model: {predictor.task.name}, straight from the preset {predictor.meta['preset']}"
+    return f"Model: {predictor.task.name}" + (f", trained {when}" if when else "")
 
 
 def model_summary(predictor) -> str:
     """Markdown: what the task does, in one line what this model knows (the data it was trained on), how
     good it is on held-out data, and a warning when it is no better than a trivial baseline."""
     task = predictor.task
-    headline = [readable_metric(k, v) for k, v in predictor.metrics.items() if isinstance(v, (int, float))]
-    where = f" Model: `{predictor.model_dir}`." if predictor.model_dir else ""
+    headline = [readable_metric(k, v, task) for k, v in predictor.metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
     knows = predictor.meta.get("data", {}).get("description")
-    text = f"{task.description}{where}" + (f" Held-out test: {', '.join(headline[:6])}." if headline else "")
+    text = f"{task.description} {model_name(predictor)}." + (f" Held-out test: {', '.join(headline[:6])}."
+                                                            if headline else "")
     if knows:
         text = f"**What this model knows:** {knows}\n\n{text}"
     for check in baseline_checks(predictor.metrics):
@@ -101,6 +112,8 @@ def model_summary(predictor) -> str:
                     f"baseline:** {check['message']}."
         elif check.get("kind") == "classical":
             text += f" Against a classical model: {check['message']}."
+    if predictor.model_dir:
+        text += f"\n\n<details><summary>Where the model is</summary>\n\n`{predictor.model_dir}`\n\n</details>"
     return text
 
 
@@ -237,7 +250,7 @@ def tuning_panel(predictor) -> None:
     direction = "higher" if tuning.get("objective", {}).get("direction") == "max" else "lower"
     frame = tuning_table(tuning)
     task = predictor.task.name
-    best = readable_metric(name, tuning.get("best_score"))
+    best = readable_metric(name, tuning.get("best_score"), predictor.task)
     title = f"Hyperparameter search: {len(frame)} trials, best validation {best} (trial {tuning.get('best_trial')})"
     with gr.Accordion(title, open=False, elem_id=f"{task}-tuning"):
         space = ", ".join(f"`{k}` {v}" for k, v in tuning.get("space", {}).items())

@@ -1,6 +1,7 @@
 """The recommendation task: data, time split, two-tower retrieval, cold start, metrics, CLI and UI."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -380,7 +381,8 @@ def test_cli_eval_prints_model_against_popularity(recommendation_model, capsys):
 
     assert main(["eval", "recommendation"]) == 0
     printed = capsys.readouterr().out
-    assert "recall_at_10" in printed and "popularity" in printed and "most-popular baseline" in printed
+    assert "popularity" in printed and "most-popular baseline" in printed
+    assert re.search(r"^Recall@10 +0\.\d{4} +0\.\d{4}$", printed, re.M) and "MRR " in printed  # named for a person
     saved = json.loads((recommendation_model.model_dir / "metrics.json").read_text())
     assert "popularity_recall_at_10" in saved and "recall_at_10_vs_popularity" in saved
     assert "popularity_ndcg_at_10" in (recommendation_model.model_dir / "README.md").read_text()

@@ -20,6 +20,10 @@ def test_artifact_layout_and_model_card(digits_model):
     card = (folder / "README.md").read_text()
     for fact in ("## Data", "digits", "accuracy", "seed: 0", "hardware:", "training time:", "tensorflow:"):
         assert fact in card, fact
+    # Metrics by a person's name, each with its key in metrics.json; a baseline's by what the baseline does.
+    accuracy = json.loads((folder / "metrics.json").read_text())["majority_accuracy"]
+    assert f"| accuracy of always predicting the most frequent class | `majority_accuracy` | {accuracy:.4f} |" in card
+    assert "| macro-F1 | `macro_f1` |" in card and "| test examples | `examples` |" in card
 
 
 def test_lambda_layer_with_code_is_refused_and_never_runs(tmp_path, digits_model):
@@ -107,9 +111,11 @@ def test_concurrent_saves_to_one_place_both_complete_and_leave_one_whole_model(t
 def test_update_metrics_rewrites_metrics_and_card_atomically(tmp_path, digits_model, monkeypatch):
     target = tmp_path / "model"
     shutil.copytree(digits_model.model_dir, target)
-    store.update_metrics(target, {"accuracy": 0.123})
+    store.update_metrics(target, {"accuracy": 0.123, "majority_accuracy": 0.1}, digits_model.task)
     assert json.loads((target / "metrics.json").read_text())["accuracy"] == 0.123
-    assert "| accuracy | 0.1230 |" in (target / "README.md").read_text()
+    assert "| accuracy | `accuracy` | 0.1230 |" in (target / "README.md").read_text()
+    assert "| accuracy of always predicting the most frequent class | `majority_accuracy` | 0.1000 |" in \
+        (target / "README.md").read_text()
     card = (target / "README.md").read_text()
 
     def interrupted(*args, **kwargs):

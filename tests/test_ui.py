@@ -204,5 +204,36 @@ def test_metric_names_read_like_words():
 
     assert readable_metric("accuracy", 0.98888) == "accuracy 98.9%"
     assert readable_metric("wer", 0.0539) == "word error rate 5.4%"
-    assert readable_metric("examples", 359) == "examples 359"
+    assert readable_metric("examples", 359) == "test examples 359"
     assert readable_metric("mean_absolute_error", 0.383) == "mean absolute error 0.383"
+
+
+@pytest.mark.parametrize("task, key, value, shown", [
+    ("object-detection", "baseline_map_50", 0.021,
+     "mAP@.5 of the trivial detector (each class's mean training box on every image) 2.1%"),
+    ("translation", "copy_source_chrf", 24.03, "chrF of copying the source sentence unchanged 24.03"),
+    ("translation", "flagged_out_of_domain", 0.3061, "sentences flagged as outside what the model knows 30.6%"),
+    ("image-generation", "frechet_distance_baseline", 51.29,
+     "Fréchet distance of per-pixel Gaussians of each class's real images 51.29"),
+    ("recommendation", "popularity_mrr", 0.0517, "MRR of recommending the most popular movies 0.0517"),
+    ("recommendation", "recall_at_10_vs_popularity", 3.07, "Recall@10 over the most-popular baseline's 3.07"),
+    ("recommendation", "recall_at_10_vs_popularity", 0.88, "Recall@10 over the most-popular baseline's 0.88"),
+    ("image-classification", "classical_macro_f1", 0.44,
+     "macro-F1 of a logistic regression on gradient and colour histograms 44.0%"),
+])
+def test_every_tasks_metrics_and_baselines_have_a_persons_name(task, key, value, shown):
+    from dlapps.api import task_class
+    from dlapps.ui import readable_metric
+
+    assert readable_metric(key, value, task_class(task)) == shown
+
+
+def test_a_tab_names_its_model_by_task_and_training_date_with_the_path_in_details(digits_model):
+    from dlapps.ui import model_summary
+
+    summary = model_summary(digits_model)
+    finished = digits_model.meta["training"]["finished"]
+    assert f"Model: image-classification, trained {finished}." in summary
+    before, details = summary.split("<details>")
+    assert str(digits_model.model_dir) not in before and str(digits_model.model_dir) in details
+    assert "majority accuracy" not in summary and "test examples 359" in summary

@@ -43,6 +43,15 @@ class ImageGeneration(Task):
     baseline = Baseline("frechet_distance", "frechet_distance_baseline",
                         "per-pixel Gaussians of each class's real images", higher_is_better=False, margin=0.5)
     training_seconds = 300.0
+    metric_names = {"class_accuracy": "generated images an independent classifier reads as the class asked for",
+                    "frechet_distance_real": "Fréchet distance between two halves of the real images",
+                    "images_per_second": "images generated a second", "generated": "images generated",
+                    "real_a": "real images (first half)", "real_b": "real images (second half)",
+                    "steps": "DDIM steps", "guidance": "guidance scale",
+                    "classifier_accuracy_real": "real images the independent classifier reads right",
+                    "class_accuracy_baseline": "per-pixel Gaussians' images the classifier reads as the class asked "
+                                               "for",
+                    "chance_accuracy": "accuracy by chance"}
     predict_options = {
         "num_images": Option(int, 4, "images per input", min=1, max=64),
         "seed": Option(int, 0, "noise seed: image j of an input starts from the noise of seed + j, so the same "

@@ -34,7 +34,7 @@ class ObjectDetection(Task):
     monitor = "val_loss"
     #: mAP@.5 must be more than twice that of a detector that puts each class's mean training box on every image,
     #: and 0.05 more: on a user's data, where objects are anywhere, the mean box scores about 0.
-    baseline = Baseline("map_50", "baseline_map_50", "the trivial detector's (each class's mean training box on "
+    baseline = Baseline("map_50", "baseline_map_50", "the trivial detector (each class's mean training box on "
                         "every image)", margin=1.0, floor=0.05)
     predict_options = {
         "conf": Option(float, 0.5, "the lowest score a detection may have", min=0.0, max=1.0),

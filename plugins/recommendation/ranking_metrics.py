@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import stack_inputs
+from dlapps.plugin import metric_label, stack_inputs
 
 K = 10
 RANKERS = {"model": False, "popularity": True}  # name -> score by popularity
@@ -73,7 +73,8 @@ def format_ranking_metrics(metrics: dict) -> str:
     lines = [f"{'metric':<14}{'model':>9}{'popularity':>12}"]
     for key in (f"recall_at_{K}", f"ndcg_at_{K}", "mrr"):
         if key in metrics:
-            lines.append(f"{key:<14}{metrics[key]:>9.4f}{metrics.get('popularity_' + key, float('nan')):>12.4f}")
+            lines.append(f"{metric_label(key):<14}{metrics[key]:>9.4f}"
+                         f"{metrics.get('popularity_' + key, float('nan')):>12.4f}")
     ratio = metrics.get(f"recall_at_{K}_vs_popularity")
     if ratio is not None:
         lines.append(f"Recall@{K} is {ratio:.2f}x the most-popular baseline's "

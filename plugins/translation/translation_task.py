@@ -36,6 +36,10 @@ class Translation(Task):
                          "a word-for-word dictionary learned from the training pairs (BLEU: word order counts)",
                          margin=0.0, kind="classical"))
     input_field = "text"
+    metric_names = {"dictionary_chrf": "chrF of a word-for-word dictionary learned from the training pairs",
+                    "flagged_out_of_domain": "sentences flagged as outside what the model knows",
+                    "placeholder_sentences": "sentences with placeholders or markup",
+                    "placeholders_kept_by_model": "placeholders and markup the model kept"}
     predict_options = {
         "beam_size": Option(int, 4, "1 is greedy decoding", min=1, max=64),
         "max_output_tokens": Option(int, 0, "0: automatic, twice the source length plus 10, at most the "
