@@ -40,6 +40,12 @@ def test_generated_data_has_tastes_genres_titles_and_a_long_tail():
     assert synthetic_movielens.generate(1000, 500, 20.0, seed=1)[1][:50] == ratings[:50]
 
 
+def test_what_the_default_model_knows_names_no_machine_folder(home, movielens_folder):
+    described = Recommendation().default_data().description
+    assert described.startswith("Generated MovieLens-format ratings: 3,000 users") and str(home) not in described
+    assert str(movielens_folder) in movielens_data.movielens_dataset(movielens_folder).description  # a user's own
+
+
 def test_movielens_files_round_trip_with_quoted_titles(tmp_path):
     folder = write_movielens(tmp_path / "ml", users=40, movies=30)
     interactions, catalogue, ratings_file = movielens_data.read_folder(folder)

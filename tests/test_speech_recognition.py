@@ -136,8 +136,11 @@ def test_manifests_in_csv_and_jsonl_with_bad_rows_reported(tmp_path, speech_corp
     assert "skipped 3 malformed line(s)" in err and "nowhere.wav' does not exist" in err
     assert "not valid JSON" in err and "transcript column" in err
     assert len(dataset.train) + len(dataset.validation) + len(dataset.test) == len(rows)
-    assert "by speaker" in dataset.description
+    assert "by speaker" in dataset.description and f"from '{manifest}'" in dataset.description  # the user's file
     assert all(t == t.lower() for t in dataset.train.targets)
+    # The default corpus is named, not the machine's cache folder it was generated in.
+    named = speech_dataset(speech_corpus, ALPHABET, named="the generated corpus").description
+    assert "speech manifests in the generated corpus (" in named and str(speech_corpus) not in named
 
     with pytest.raises(DataError, match="missing: validation"):
         folder = tmp_path / "partial"

@@ -312,12 +312,14 @@ def split_by_time(interactions: dict, catalogue: Catalogue, description: str, se
     return RecommendationData(events(0), events(1), test, summary.strip(), {}, catalogue, known, notes)
 
 
-def movielens_dataset(path, seed: int = 0, **split) -> RecommendationData:
+def movielens_dataset(path, seed: int = 0, named: str | None = None, **split) -> RecommendationData:
+    """The ratings at ``path`` split by time; the description names them ``named`` (default: "MovieLens ratings
+    from" the ratings file)."""
     interactions, catalogue, ratings_file = read_folder(path)
     extra = []
     if interactions["duplicates"]:
         extra.append(f"{interactions['duplicates']} duplicate(s) merged")
     if interactions["malformed"]:
         extra.append(f"{interactions['malformed']} malformed row(s) skipped")
-    name = f"MovieLens ratings from {ratings_file}" + (f" ({', '.join(extra)})" if extra else "")
+    name = (named or f"MovieLens ratings from {ratings_file}") + (f" ({', '.join(extra)})" if extra else "")
     return split_by_time(interactions, catalogue, name, seed, **split)

@@ -70,9 +70,8 @@ class Recommendation(Task):
         from dlapps_plugins.recommendation.movielens_data import movielens_dataset
         from dlapps_plugins.recommendation.synthetic_movielens import default_folder
 
-        data = movielens_dataset(default_folder(), seed, **self._split_sizes())
-        data.description = data.description.replace("MovieLens ratings from", "Generated MovieLens-format ratings in")
-        return data
+        return movielens_dataset(default_folder(), seed, named="Generated MovieLens-format ratings",
+                                 **self._split_sizes())
 
     def load_data(self, path, seed=0):
         from dlapps_plugins.recommendation.movielens_data import movielens_dataset

@@ -147,9 +147,11 @@ def read_librispeech(folder, alphabet: str) -> list[Utterance]:
     return utterances
 
 
-def speech_dataset(path, alphabet: str, seed: int = 0) -> Dataset:
-    """Train / validation / test splits of the speech data at ``path`` (see the module docstring)."""
+def speech_dataset(path, alphabet: str, seed: int = 0, named: str | None = None) -> Dataset:
+    """Train / validation / test splits of the speech data at ``path`` (see the module docstring); the
+    description names the data ``named`` (default: the path in quotes)."""
     path = Path(path).expanduser()
+    named = named or f"'{path}'"
     if path.is_dir():
         manifests = _split_manifests(path)
         if manifests:
@@ -158,10 +160,10 @@ def speech_dataset(path, alphabet: str, seed: int = 0) -> Dataset:
                 raise DataError(f"expected train, validation (or dev) and test manifests in '{path}', received "
                                 f"{', '.join(p.name for p in manifests.values())}; missing: {', '.join(missing)}")
             splits = {name: read_manifest(file, alphabet) for name, file in manifests.items()}
-            return _dataset(splits, f"speech manifests in '{path}' ({_sizes(splits)})")
+            return _dataset(splits, f"speech manifests in {named} ({_sizes(splits)})")
     utterances = speech_utterances(path, alphabet)
     splits, how = _split(utterances, seed)
-    return _dataset(splits, f"{len(utterances):,} utterances from '{path}', {how} ({_sizes(splits)})")
+    return _dataset(splits, f"{len(utterances):,} utterances from {named}, {how} ({_sizes(splits)})")
 
 
 def speech_utterances(path, alphabet: str) -> list[Utterance]:

@@ -69,7 +69,7 @@ class SpeechRecognition(Task):
         from dlapps_plugins.speech_recognition.speech_data import speech_dataset
 
         folder = espeak_corpus.default_folder()
-        dataset = speech_dataset(folder, ALPHABET, seed)
+        dataset = speech_dataset(folder, ALPHABET, seed, named="the generated corpus")
         vocabulary = len(espeak_corpus.DIGITS) + len(espeak_corpus.COMMANDS)
         dataset.description = (
             f"only {vocabulary} English words, said by a speech synthesizer: the digits zero to nine and the commands "
