@@ -44,6 +44,7 @@ def test_contract_on_a_coco_folder(tmp_path, capsys):
     examples = [Path(p).stem for p in predictor.examples()]
     assert examples and all(part in CLASSES or part in ("no", "objects") for e in examples
                             for part in e.split("_")[1:])
+    assert not examples[0].endswith("no_objects"), "the first example shows objects; an empty scene comes last"
 
 
 def test_coco_reader(tmp_path, capsys):

@@ -279,7 +279,8 @@ class ObjectDetection(Task):
         return format_report(metrics)
 
     def example_inputs(self, split, limit=8):
-        """Test images with objects of several classes (and one without any), named after what they hold."""
+        """Test images with objects of several classes (and one without any, last: the first example shows what
+        the model finds), named after what they hold."""
         labels = self.config.get("labels") or []
         chosen, seen = [], set()
         for i in range(len(split)):
@@ -289,7 +290,7 @@ class ObjectDetection(Task):
                 chosen.append((split.inputs[i], "_".join(classes) or "no_objects"))
             if len(chosen) >= limit:
                 break
-        return chosen
+        return sorted(chosen, key=lambda example: (example[1] == "no_objects", -example[1].count("_")))
 
     # -- other file formats of a batch run ------------------------------------------
     result_formats = {"coco": ".coco.json"}

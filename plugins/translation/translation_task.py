@@ -418,6 +418,19 @@ class Translation(Task):
         return format_translation_metrics(metrics)
 
     # -- UI ----------------------------------------------------------------
+    def example_inputs(self, split, limit=8):
+        """Test sentences that show what the model does well first: plain ones of 3 to 12 words (no markup,
+        placeholders or names it would copy), then the rest in their order."""
+        import numpy as np
+
+        from dlapps_plugins.translation.placeholders import mask
+
+        def plain(text: str) -> bool:
+            return not mask(text).spans and 3 <= len(text.split()) <= 12
+
+        order = sorted(range(len(split)), key=lambda i: not plain(str(split.inputs[i])))  # stable
+        return super().example_inputs(split.take(np.asarray(order[:limit], np.int64)), limit)
+
     def ui(self, predictor):
         from dlapps_plugins.translation.translation_ui import translation_ui
 
