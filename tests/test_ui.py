@@ -85,6 +85,27 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
     assert any(line.endswith("%") for line in lines)
 
 
+def test_a_click_on_an_example_classifies_it_and_the_heatmap_is_an_output(running_studio):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(running_studio)
+            page.locator("#image-classification-examples").get_by_role("row").nth(1).click()  # no Classify
+            settled = page.wait_for_function(
+                "() => { const t = document.querySelector('#image-classification-label').innerText;"
+                " return /%/.test(t) && !/processing|pending/i.test(t) ? t : null; }", timeout=30_000)
+            text = settled.json_value()
+            heatmap = page.locator("#image-classification-gradcam")
+            heatmap.locator("img").wait_for(timeout=30_000)
+            assert heatmap.locator("input[type=file]").count() == 0, "an output offers no upload"
+        finally:
+            browser.close()
+    assert "%" in text
+
+
 @pytest.mark.parametrize("app, inputs", [
     ("studio.py", {"image-classification-input", "translation-input", "recommendation-user",
                    "speech-recognition-input", "object-detection-input", "image-generation-class"}),

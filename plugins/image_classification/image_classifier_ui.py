@@ -34,9 +34,13 @@ def build_ui(task, predictor) -> None:
             button = gr.Button("Classify", variant="primary", elem_id="image-classification-run")
         with gr.Column():
             label = gr.Label(label="Prediction", elem_id="image-classification-label")
-            heatmap = gr.Image(label="Grad-CAM: where the model looked", elem_id="image-classification-gradcam")
+            heatmap = gr.Image(label="Grad-CAM: where the model looked", interactive=False,
+                               elem_id="image-classification-gradcam")
     examples = predictor.examples()
-    if examples:
-        gr.Examples(examples, inputs=image, label="Examples (held-out test images)")
+    if examples:  # a click on one classifies it, with the default top-k
+        gr.Examples([[example, predictor.options()["top_k"]] for example in examples], inputs=[image, top_k],
+                    outputs=[label, heatmap], fn=classify, run_on_click=True, cache_examples=False,
+                    label="Examples (held-out test images): click one to classify it", api_name=False,
+                    elem_id="image-classification-examples")
     button.click(classify, [image, top_k], [label, heatmap], api_name="classify")
     image.upload(classify, [image, top_k], [label, heatmap], api_name=False)

@@ -122,7 +122,7 @@ def build_ui(task, predictor) -> None:
                              label="Size in pixels (a multiple of 8; 0: the preset's own)")
             button = gr.Button("Generate", variant="primary", elem_id="image-generation-run")
         with gr.Column():
-            gallery = gr.Gallery(label="Images", columns=4, object_fit="contain", format="png",
+            gallery = gr.Gallery(label="Images", columns=4, object_fit="contain", format="png", interactive=False,
                                  elem_id="image-generation-gallery")
             settings = gr.Markdown(elem_id="image-generation-settings")
     dice.click(random_seed, None, seed, api_name="random_seed")
