@@ -346,6 +346,17 @@ def test_video_tab_through_the_gradio_client(detection_model, tmp_path):
                                            api_name="/detect_video")
         with pytest.raises(Exception, match="OpenCV can decode"):
             client.predict(handle_file(str(bad)), 0.0, iou, 10, [], 1, api_name="/detect_video")
+        # The image tab: the file reaches dlapps' decoder (a broken one is its message, not Gradio's).
+        picture = tmp_path / "scene.png"
+        cv2.imwrite(str(picture), _scene(2, (128, 128))[..., ::-1])
+        _, found, _ = client.predict(handle_file(str(picture)), 0.0, iou, 10, [], api_name="/detect")
+        assert found["data"] == [[d["label"], d["score"], *d["box"]] for d in detection_model.predict(
+            str(picture), conf=0.0, iou=iou, max_detections=10, draw=False)["detections"]]
+        broken = tmp_path / "broken.png"
+        broken.write_text("not an image")
+        with pytest.raises(Exception, match="expected an image") as refused:
+            client.predict(handle_file(str(broken)), 0.0, iou, 10, [], api_name="/detect")
+        assert "Could not preprocess" not in str(refused.value)
     rows = [[f["frame"], f["time"], d["label"], d["score"], *d["box"]] for f in expected["frames"]
             for d in f["detections"]]
     assert rows and table["data"] == rows, "the table is the batched prediction's, frame by frame"

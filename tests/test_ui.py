@@ -85,6 +85,24 @@ def test_upload_an_image_in_the_browser_and_read_the_label(running_studio, examp
     assert any(line.endswith("%") for line in lines)
 
 
+@pytest.mark.parametrize("tab, field, name", [("Image classification", "image-classification-input", "broken.png"),
+                                              ("Speech recognition", "speech-recognition-input", "broken.wav")])
+def test_a_broken_upload_is_one_short_message_in_the_tab(running_studio, tmp_path, capfd, tab, field, name):
+    broken = tmp_path / name
+    broken.write_text("this is a text file, not a picture or a recording\n")
+    capfd.readouterr()
+    with studio_page(running_studio, tab) as page:
+        page.locator(f"#{field} input[type=file]").set_input_files(str(broken))  # an upload runs the tab
+        page.locator(".toast-body").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)  # a second toast (Gradio's own, as before) would be up by now
+        toasts = page.locator(".toast-body").all_inner_texts()
+    server = capfd.readouterr()
+    assert len(toasts) == 1, toasts
+    assert "expected" in toasts[0] and name in toasts[0], toasts
+    assert "Could not preprocess" not in toasts[0] and "/gradio/" not in toasts[0] and str(tmp_path) not in toasts[0]
+    assert "Traceback" not in server.err + server.out and "UnidentifiedImageError" not in server.err + server.out
+
+
 def test_a_click_on_an_example_classifies_it_and_the_heatmap_is_an_output(running_studio):
     from playwright.sync_api import sync_playwright
 

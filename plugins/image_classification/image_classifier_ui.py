@@ -6,7 +6,7 @@ from __future__ import annotations
 def build_ui(task, predictor) -> None:
     import gradio as gr
 
-    from dlapps.plugin import model_summary, option_control, raise_for_ui, read_image
+    from dlapps.plugin import image_input, model_summary, option_control, raise_for_ui, read_image
     from dlapps_plugins.image_classification.grad_cam import GradCam, overlay
 
     grad_cam = GradCam(predictor.model)
@@ -27,8 +27,8 @@ def build_ui(task, predictor) -> None:
     gr.Markdown(model_summary(predictor))
     with gr.Row():
         with gr.Column():
-            image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"], height=300,
-                             elem_id="image-classification-input")
+            image = image_input(label="Image", sources=["upload", "clipboard", "webcam"], height=300,
+                                elem_id="image-classification-input")
             top_k = option_control("top_k", task.predict_options["top_k"], task.config, label="Top-k labels",
                                    value=predictor.options()["top_k"], elem_id="image-classification-top-k")
             button = gr.Button("Classify", variant="primary", elem_id="image-classification-run")

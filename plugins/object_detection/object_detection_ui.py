@@ -16,7 +16,7 @@ import numpy as np
 def build_ui(task, predictor) -> None:
     import gradio as gr
 
-    from dlapps.plugin import FILE_KINDS, model_summary, option_control, raise_for_ui
+    from dlapps.plugin import FILE_KINDS, image_input, model_summary, option_control, raise_for_ui
 
     labels = task.labels()
     options = task.predict_options
@@ -37,8 +37,8 @@ def build_ui(task, predictor) -> None:
         with gr.Column(scale=3), gr.Tabs():
             with gr.Tab("Image", elem_id="object-detection-image-tab"), gr.Row():
                 with gr.Column():
-                    image = gr.Image(type="numpy", label="Image", sources=["upload", "clipboard", "webcam"],
-                                     height=320, elem_id="object-detection-input")
+                    image = image_input(label="Image", sources=["upload", "clipboard", "webcam"], height=320,
+                                        elem_id="object-detection-input")
                     button = gr.Button("Detect", variant="primary", elem_id="object-detection-run")
                     if examples:
                         gr.Examples(examples, inputs=image, label="Examples (held-out test images)")

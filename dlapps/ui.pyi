@@ -1,0 +1,387 @@
+"""Shared Gradio pieces (error display, the model summary, option controls, the default UI of a task
+that writes none) and the studio that mounts every task as a tab.
+
+The studio opens at once: tabs of trained models are built when it is; a
+missing default model trains in the background (``dlapps.background_training``)
+while its tab shows the progress, and the tab becomes usable, without a
+reload, when the model is ready. Nothing trains until ``demo.start_training()``
+is called (``dlapps demo`` calls it once the server is up; an app served by
+``gradio apps/studio.py`` when the first page opens), so importing an app
+never trains. Gradio is imported inside functions: importing this module stays
+cheap."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dlapps.errors import DlappsError, ModelNotFoundError
+from dlapps.outputs import ImageOutput, describe_file_outputs, replace_file_outputs
+from dlapps.metric_names import metric_label
+
+if TYPE_CHECKING:
+    from dlapps.background_training import TrainingStatus
+
+log = logging.getLogger("dlapps.ui")
+
+#: Serving defaults of the studio and task apps (``dlapps demo`` flags change them).
+SERVING = {"max_file_size": "50mb", "max_queue": 64, "delete_cache": (3600, 3600)}
+
+
+def serving_options(**overrides) -> dict:
+    """Upload size limit, queue bound (beyond it a request is told the server is busy) and how often
+    uploaded files are deleted (every hour, those older than an hour)."""
+    return {**SERVING, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+@contextlib.contextmanager
+def raise_for_ui():
+    """Show an error in the tab: a dlapps error's own message (without temporary upload paths); any other
+    error as a short message, logged in full on the server."""
+    import gradio as gr
+
+    try:
+        yield
+    except gr.Error:
+        raise
+    except DlappsError as exc:
+        raise gr.Error(without_upload_paths(str(exc)), print_exception=False) from exc
+    except Exception as exc:
+        log.exception("unexpected error in the UI")
+        raise gr.Error(f"Something went wrong ({type(exc).__name__}); the details are in the server log.",
+                       print_exception=False) from exc
+
+
+@functools.cache
+def _image_input_class():
+    import gradio as gr
+from gradio.events import Dependency
+
+    class ImageInput(gr.Image):
+        """Gradio's image input (the browser shows its own component) whose upload reaches the handler as a
+        file path, undecoded."""
+
+        is_template = True
+
+        def preprocess(self, payload):
+            if payload is not None and payload.path:
+                return str(payload.path)
+            return super().preprocess(payload)  # a pasted image (a data URL): saved to a file, its path
+
+    return ImageInput
+
+
+def image_input(**kwargs):
+    """An image input for a tab whose handler decodes the file with ``read_image`` (inside ``raise_for_ui``):
+    a broken upload (a text file named .png, a truncated JPEG) is then dlapps' one-line message in the tab,
+    not Gradio's "Could not preprocess input component" with the temporary path and a traceback."""
+    return _image_input_class()(type="filepath", **kwargs)
+
+
+def without_upload_paths(text: str) -> str:
+    """``text`` with paths of uploaded files (Gradio's temporary folder) cut to the file's name."""
+    roots = {os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")}
+    for root in roots:
+        text = re.sub(re.escape(root.rstrip("/")) + r"/[^'\"\s]*/([^/'\"\s]+)", r"\1", text)
+    return text
+
+
+#: Metric names (or parts of them) whose values are shares of a whole, shown as percentages.
+SHARES = ("accuracy", "precision", "recall", "f1", "rate", "wer", "cer", "map", "exact", "share", "coverage",
+          "hit", "ndcg", "flagged", "kept")
+
+
+def readable_metric(name: str, value, task=None) -> str:
+    """``accuracy 98.9%``: the metric's name for a person (``metric_label``), a share in [0, 1] as a percentage,
+    a count as it is, anything else to 4 digits."""
+    label = metric_label(name, task)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{label} {value}"
+    if isinstance(value, int):
+        return f"{label} {value:,}"
+    if 0.0 <= value <= 1.0 and any(word in name for word in SHARES) and "_vs_" not in name:
+        return f"{label} {value:.1%}"
+    return f"{label} {value:.4g}"
+
+
+def model_name(predictor) -> str:
+    """``Model: image-classification, trained 2026-12-07 14:20`` (a preset's name when it was not trained)."""
+    training = (predictor.meta or {}).get("training") or {}
+    when = training.get("finished")
+    if when is None and predictor.model_dir and (Path(predictor.model_dir) / "task.json").is_file():
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((Path(predictor.model_dir) / "task.json").stat().st_mtime))
+    if not training and (predictor.meta or {}).get("preset"):
+        return f"Model: {predictor.task.name}, straight from the preset {predictor.meta['preset']}"
+    return f"Model: {predictor.task.name}" + (f", trained {when}" if when else "")
+
+
+def model_summary(predictor) -> str:
+    """Markdown: what the task does, in one line what this model knows (the data it was trained on), how
+    good it is on held-out data, and a warning when it is no better than a trivial baseline."""
+    task = predictor.task
+    headline = [readable_metric(k, v, task) for k, v in predictor.metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    knows = predictor.meta.get("data", {}).get("description")
+    text = f"{task.description} {model_name(predictor)}." + (f" Held-out test: {', '.join(headline[:6])}."
+                                                            if headline else "")
+    if knows:
+        text = f"**What this model knows:** {knows}\n\n{text}"
+    for check in baseline_checks(predictor.metrics):
+        if not check["better"]:
+            text += f"\n\n**Warning: this model is not clearly better than a {check.get('kind', 'trivial')} " \
+                    f"baseline:** {check['message']}."
+        elif check.get("kind") == "classical":
+            text += f" Against a classical model: {check['message']}."
+    if predictor.model_dir:
+        text += f"\n\n<details><summary>Where the model is</summary>\n\n`{predictor.model_dir}`\n\n</details>"
+    return text
+
+
+def baseline_checks(metrics: dict) -> list[dict]:
+    """The baseline checks of a model's metrics (older models have the trivial one only)."""
+    return metrics.get("baseline_checks") or ([metrics["baseline_check"]] if metrics.get("baseline_check") else [])
+
+
+def option_control(name: str, option, config: dict, **kwargs):
+    """The Gradio control for one predict option: a slider for a bounded number, a number box for an
+    unbounded one, a checkbox for a flag, a dropdown for choices, a text box for a string."""
+    import gradio as gr
+
+    label = kwargs.pop("label", f"{name.replace('_', ' ').capitalize()}" + (f" ({option.help})" if option.help
+                                                                           else ""))
+    value = kwargs.pop("value", option.default)
+    if option.choices is not None:
+        return gr.Dropdown(list(option.choices), value=value, label=label, **kwargs)
+    if option.type is bool:
+        return gr.Checkbox(value=value, label=label, **kwargs)
+    if option.type is str:
+        return gr.Textbox(value=value, label=label, **kwargs)
+    low, high = option.bounds(config)
+    step = 1 if option.type is int else None
+    if low is not None and high is not None:
+        return gr.Slider(low, high, value=value, step=step or (high - low) / 100, label=label, **kwargs)
+    return gr.Number(value=value, label=label, precision=0 if option.type is int else None, **kwargs)
+
+
+#: Gradio input components for each input kind; other kinds get a text box.
+INPUT_COMPONENTS = {"image": "Image", "text": "Textbox", "audio": "Audio"}
+
+
+def default_task_ui(task, predictor) -> None:
+    """A UI built from the task's input and output kinds and its predict options.
+
+    Labels show as a Gradio Label (top-k with bars); images that a result holds
+    in a gallery; the rest of the result as JSON. The endpoint's API name is the
+    task name with underscores (``/tiny_text``).
+    """
+    import gradio as gr
+
+    names = list(task.predict_options)
+
+    def run(value, *option_values):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise gr.Error(f"Give an input ({task.input_kind}) first.")
+        with raise_for_ui():
+            result = predictor.predict(value, **dict(zip(names, option_values)))
+        images = [image for image in _file_outputs(result) if isinstance(image, ImageOutput)]
+        if task.output_kind == "labels" and isinstance(result, dict) and "top_k" in result:
+            shown = {t["label"]: t["score"] for t in result["top_k"]}
+        else:
+            shown = describe_file_outputs(result)
+        return (shown, [np_image(i) for i in images]) if gallery is not None else shown
+
+    input_cls = getattr(gr, INPUT_COMPONENTS.get(task.input_kind, "Textbox"))
+    output_cls = gr.Label if task.output_kind == "labels" else gr.JSON
+    gr.Markdown(model_summary(predictor))
+    with gr.Row():
+        with gr.Column():
+            source = input_cls(label=task.input_kind.capitalize(), elem_id=f"{task.name}-input")
+            controls = [option_control(name, option, task.config, elem_id=f"{task.name}-{name}")
+                        for name, option in task.predict_options.items()]
+        with gr.Column():
+            gallery = gr.Gallery(label="Images", interactive=False, elem_id=f"{task.name}-images") \
+                if task.output_kind in ("images", "boxes") else None
+            result = output_cls(label="Result", elem_id=f"{task.name}-output")
+    button = gr.Button("Run", variant="primary", elem_id=f"{task.name}-run")
+    examples = predictor.examples()
+    if examples:
+        gr.Examples(examples, inputs=source)
+    outputs = [result] if gallery is None else [result, gallery]
+    button.click(run, [source, *controls], outputs, api_name=task.name.replace("-", "_"))
+
+
+def np_image(image: ImageOutput):
+    """An image result as the plain array Gradio's image components take."""
+    import numpy as np
+
+    return np.asarray(image)
+
+
+def _file_outputs(result) -> list:
+    found: list = []
+    replace_file_outputs(result, lambda value, where: found.append(value))
+    return found
+
+
+def task_ui(predictor) -> None:
+    """The task's own UI, or the default one built from its kinds, inside the current ``gr.Blocks``.
+
+    Every event the task's UI registers shares one concurrency group named after the task, one run at a
+    time, so two tabs or two listeners on one model never run it at once.
+    """
+    import gradio as gr
+
+    root = gr.context.Context.root_block
+    before = set(root.fns) if root is not None else set()
+    if predictor.task.ui is not None:
+        predictor.task.ui(predictor)
+    else:
+        default_task_ui(predictor.task, predictor)
+    tuning_panel(predictor)
+    for key in (set(root.fns) - before) if root is not None else ():
+        root.fns[key].concurrency_id = f"dlapps-task-{predictor.task.name}"
+        root.fns[key].concurrency_limit = 1
+
+
+def tuning_table(tuning: dict):
+    """The trials of the search that chose a tuned model's config (task.json's ``tuning``) as a pandas
+    DataFrame: trial, the values tried, the validation score, epochs and seconds."""
+    import json
+
+    import pandas as pd
+
+    from dlapps.store import trial_table
+
+    header, rows = trial_table(tuning.get("trials", []), tuning.get("objective", {}).get("name", "score"),
+                               status_for_no_score=False)  # a numeric column to plot: a failed trial has none
+    return pd.DataFrame([[json.dumps(v) if isinstance(v, (list, dict)) else v for v in row] for row in rows],
+                        columns=header)
+
+
+def tuning_panel(predictor) -> None:
+    """For a model whose config ``dlapps tune`` chose: the search (objective, space), its trials as a table and
+    a plot of the validation score against the trial. Nothing for a model that was not tuned."""
+    import gradio as gr
+
+    tuning = (predictor.meta or {}).get("tuning")
+    if not tuning:
+        return
+    name = tuning.get("objective", {}).get("name", "score")
+    direction = "higher" if tuning.get("objective", {}).get("direction") == "max" else "lower"
+    frame = tuning_table(tuning)
+    task = predictor.task.name
+    best = readable_metric(name, tuning.get("best_score"), predictor.task)
+    title = f"Hyperparameter search: {len(frame)} trials, best validation {best} (trial {tuning.get('best_trial')})"
+    with gr.Accordion(title, open=False, elem_id=f"{task}-tuning"):
+        space = ", ".join(f"`{k}` {v}" for k, v in tuning.get("space", {}).items())
+        gr.Markdown(f"{tuning.get('algorithm', '').capitalize()} search ({tuning.get('engine')}); each trial trained "
+                    f"on the training split and scored on the validation split by {name} ({direction} is better). "
+                    f"Space: {space}. The best config was trained again on training + validation for this model.")
+        gr.Dataframe(frame, interactive=False, label="Trials", elem_id=f"{task}-trials")
+        gr.ScatterPlot(frame.dropna(subset=[name]), x="trial", y=name, title=f"Validation {name} by trial",
+                       elem_id=f"{task}-trials-plot")
+
+
+def task_blocks(task_name: str, predictor):
+    """A standalone Gradio app of one task's ``predictor`` (``dlapps.task_app`` makes one for the task's
+    default model, trained in the background if there is none)."""
+    import gradio as gr
+
+    with gr.Blocks(title=f"dlapps · {predictor.task.title}", delete_cache=SERVING["delete_cache"]) as demo:
+        gr.Markdown(f"# {predictor.task.title}")
+        task_ui(predictor)
+    return demo
+
+
+def studio(task_names=None, train_missing: bool = True):
+    """Every installed task (or ``task_names``) as a tab; returns the ``gr.Blocks``.
+
+    Trained models load now. With ``train_missing`` a missing model trains in the
+    background once ``demo.start_training()`` is called (or the first page opens);
+    without it, its tab says how to train it.
+    """
+    import gradio as gr
+
+    from dlapps.api import load
+    from dlapps.background_training import BackgroundTraining
+    from dlapps.host import get_host
+
+    host = get_host()
+    names = list(task_names or host.task_names())
+    predictors, missing = {}, {}
+    for name in names:
+        try:
+            predictors[name] = load(name)
+        except ModelNotFoundError as exc:
+            missing[name] = exc
+        except DlappsError as exc:  # a model that cannot be loaded: its tab says why
+            missing[name] = exc
+    training = BackgroundTraining({n: host.task_class(n) for n in missing if train_missing
+                                   and isinstance(missing[n], ModelNotFoundError)})
+    with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"]) as demo:
+        gr.Markdown("# dlapps studio\nEvery installed task, one tab each.")
+        with gr.Tabs():
+            for name in names:
+                task_cls = host.task_class(name)
+                with gr.Tab(task_cls.title or name, id=name):
+                    if name in predictors:
+                        task_ui(predictors[name])
+                    elif name in training.statuses:
+                        _training_tab(task_cls, training.statuses[name])
+                    else:
+                        gr.Markdown(f"**{name} is not available:** {missing[name]}")
+        broken = host.errors()
+        if broken:
+            with gr.Tab("Plugin errors", id="plugin-errors"):
+                gr.Markdown("\n".join(f"- **{p.name}**: `{p.error}`" for p in broken))
+        if training.statuses:
+            demo.load(training.start, None, None)  # `gradio apps/studio.py`: training starts with the first page
+    demo.training = training
+    demo.start_training = training.start
+    return demo
+
+
+def _training_tab(task_cls, status: TrainingStatus) -> None:
+    """A tab whose model trains in the background: its progress, then the task's UI once it is ready."""
+    import gradio as gr
+
+    from dlapps.background_training import duration
+
+    gr.Markdown(f"{task_cls.description}\n\nNo trained model yet: the default one is being trained on this "
+                f"machine (offline; about {duration(task_cls.training_seconds)} on 2 CPU cores).")
+    progress = gr.Markdown(f"**Training:** {status.line()}", elem_id=f"{task_cls.name}-training")
+    state = gr.Textbox(status.state, visible=False)  # a component: its change event re-renders the body
+    timer = gr.Timer(2.0)
+
+    def poll(shown):
+        text = f"**Training:** {status.line()}"
+        done = status.state in ("ready", "failed")
+        return text, (status.state if status.state != shown else gr.skip()), gr.Timer(active=not done)
+
+    timer.tick(poll, state, [progress, state, timer], show_progress="hidden", queue=False)
+
+    @gr.render(inputs=state)
+    def body(current):
+        if current == "ready" and status.predictor is not None:
+            task_ui(status.predictor)
+        elif current == "failed":
+            gr.Markdown(f"**{task_cls.name} could not be trained:** {status.error}\n\nTry it in a terminal: "
+                        f"`dlapps train {task_cls.name}`")
+
+
+def launch(demo, host: str = "127.0.0.1", port: int = 7860, **options) -> None:
+    """Serve the studio with the hardening of ``serving_options`` and start any background training."""
+    settings = serving_options(**options)
+    demo.queue(max_size=settings["max_queue"], default_concurrency_limit=1)
+    demo.launch(server_name=host, server_port=port, max_file_size=settings["max_file_size"],
+                prevent_thread_lock=True, show_error=True, quiet=True)
+    start = getattr(demo, "start_training", None)
+    if start:
+        start()
