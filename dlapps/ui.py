@@ -13,7 +13,6 @@ cheap."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import re
@@ -59,29 +58,24 @@ def raise_for_ui():
                        print_exception=False) from exc
 
 
-@functools.cache
-def _image_input_class():
-    import gradio as gr
-
-    class ImageInput(gr.Image):
-        """Gradio's image input (the browser shows its own component) whose upload reaches the handler as a
-        file path, undecoded."""
-
-        is_template = True
-
-        def preprocess(self, payload):
-            if payload is not None and payload.path:
-                return str(payload.path)
-            return super().preprocess(payload)  # a pasted image (a data URL): saved to a file, its path
-
-    return ImageInput
-
-
 def image_input(**kwargs):
     """An image input for a tab whose handler decodes the file with ``read_image`` (inside ``raise_for_ui``):
     a broken upload (a text file named .png, a truncated JPEG) is then dlapps' one-line message in the tab,
-    not Gradio's "Could not preprocess input component" with the temporary path and a traceback."""
-    return _image_input_class()(type="filepath", **kwargs)
+    not Gradio's "Could not preprocess input component" with the temporary path and a traceback. Gradio's own
+    image component, whose upload reaches the handler as a file path, undecoded (its preprocessing opens every
+    image, even for a path); not a subclass, which would make Gradio write a ``.pyi`` stub beside this file."""
+    import gradio as gr
+
+    image = gr.Image(type="filepath", **kwargs)
+    decode = image.preprocess
+
+    def undecoded(payload):
+        if payload is not None and payload.path:
+            return str(payload.path)
+        return decode(payload)  # a pasted image (a data URL): saved to a file, its path
+
+    image.preprocess = undecoded
+    return image
 
 
 def without_upload_paths(text: str) -> str:
