@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from dlapps.errors import DlappsError
+from dlapps.metric_names import metric_label
 
 log = logging.getLogger("dlapps.background_training")
 
@@ -48,7 +49,7 @@ class TrainingStatus:
         if self.epoch:
             parts.append(f"epoch {self.epoch}/{self.epochs}")
         if self.value is not None:
-            parts.append(f"{self.metric} {self.value:.4g}")
+            parts.append(f"{metric_label(self.metric)} {self.value:.4g}")
         left = self.seconds_left()
         if left is not None:
             parts.append(f"about {duration(left)} left")
@@ -77,6 +78,39 @@ class BackgroundTraining:
         if self._thread is not None:
             self._thread.join(timeout)
         return all(s.state in ("ready", "failed") for s in self.statuses.values())
+
+    def tab_line(self, name: str) -> str:
+        """What the tab of ``name`` says: its progress, or, while it waits, its place in line and about when it
+        will be ready (the time left of the model training now, the estimates of those waiting before it, and
+        its own)."""
+        status = self.statuses[name]
+        if status.state != "waiting":
+            return status.line()
+        order = list(self.statuses)
+        ahead = [self.statuses[n] for n in order[:order.index(name)]
+                 if self.statuses[n].state in ("waiting", "training")]
+        seconds = status.estimate
+        for other in ahead:
+            left = other.seconds_left() if other.state == "training" else None
+            seconds += other.estimate if left is None else left
+        if not ahead:
+            return f"waiting for its turn: next in line, ready in about {duration(seconds)}"
+        return (f"waiting for its turn: {len(ahead)} model(s) train before it ({', '.join(s.task for s in ahead)}), "
+                f"ready in about {duration(seconds)}")
+
+    def ready_line(self, loaded: int = 0) -> str:
+        """The studio's header: ``**3 of 6 models ready**; training speech-recognition: epoch 2/10, ...``.
+        ``loaded``: the models that were trained already when the studio started."""
+        statuses = list(self.statuses.values())
+        ready = loaded + sum(s.state == "ready" for s in statuses)
+        text = f"**{ready} of {loaded + len(statuses)} models ready**"
+        current = next((s for s in statuses if s.state == "training"), None)
+        if current:
+            text += f"; training {current.task}: {current.line()}"
+        failed = [s.task for s in statuses if s.state == "failed"]
+        if failed:
+            text += f"; could not be trained: {', '.join(failed)}"
+        return text
 
     def summary(self) -> str:
         """The overall progress line: how many are ready and what trains now."""

@@ -14,6 +14,8 @@ METRIC_NAMES = {
     "utterances": "test utterances",
     "recall_at_10": "Recall@10", "ndcg_at_10": "NDCG@10", "mrr": "MRR", "users_evaluated": "test users",
     "frechet_distance": "Fréchet distance",
+    "loss": "training loss", "val_loss": "validation loss", "val_accuracy": "validation accuracy",
+    "val_recall_at_10": "validation Recall@10",
 }
 
 

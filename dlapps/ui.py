@@ -19,14 +19,10 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dlapps.errors import DlappsError, ModelNotFoundError
-from dlapps.outputs import ImageOutput, describe_file_outputs, replace_file_outputs
 from dlapps.metric_names import metric_label
-
-if TYPE_CHECKING:
-    from dlapps.background_training import TrainingStatus
+from dlapps.outputs import ImageOutput, describe_file_outputs, replace_file_outputs
 
 log = logging.getLogger("dlapps.ui")
 
@@ -320,6 +316,8 @@ def studio(task_names=None, train_missing: bool = True):
                                    and isinstance(missing[n], ModelNotFoundError)})
     with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"]) as demo:
         gr.Markdown("# dlapps studio\nEvery installed task, one tab each.")
+        if training.statuses:
+            _progress_header(training, len(predictors))
         with gr.Tabs():
             for name in names:
                 task_cls = host.task_class(name)
@@ -327,7 +325,7 @@ def studio(task_names=None, train_missing: bool = True):
                     if name in predictors:
                         task_ui(predictors[name])
                     elif name in training.statuses:
-                        _training_tab(task_cls, training.statuses[name])
+                        _training_tab(task_cls, training, name)
                     else:
                         gr.Markdown(f"**{name} is not available:** {missing[name]}")
         broken = host.errors()
@@ -341,24 +339,45 @@ def studio(task_names=None, train_missing: bool = True):
     return demo
 
 
-def _training_tab(task_cls, status: TrainingStatus) -> None:
-    """A tab whose model trains in the background: its progress, then the task's UI once it is ready."""
+def _progress_header(training, loaded: int) -> None:
+    """The studio's overall progress ("2 of 6 models ready; training ..."), fresh on each page load and
+    every 2 s until every model is trained or failed."""
+    import gradio as gr
+
+    header = gr.Markdown(lambda: training.ready_line(loaded), elem_id="studio-progress")
+    timer = gr.Timer(2.0)
+
+    def poll():
+        done = all(s.state in ("ready", "failed") for s in training.statuses.values())
+        return training.ready_line(loaded), gr.Timer(active=not done)
+
+    timer.tick(poll, None, [header, timer], show_progress="hidden", queue=False)
+
+
+def _training_tab(task_cls, training, name: str) -> None:
+    """A tab whose model trains in the background: its place in line or its progress (fresh on each page
+    load), then only the task's UI once it is ready."""
     import gradio as gr
 
     from dlapps.background_training import duration
 
-    gr.Markdown(f"{task_cls.description}\n\nNo trained model yet: the default one is being trained on this "
-                f"machine (offline; about {duration(task_cls.training_seconds)} on 2 CPU cores).")
-    progress = gr.Markdown(f"**Training:** {status.line()}", elem_id=f"{task_cls.name}-training")
+    status = training.statuses[name]
+    intro = gr.Markdown(f"{task_cls.description}\n\nNo trained model yet: the default one is being trained on "
+                        f"this machine (offline; about {duration(task_cls.training_seconds)} on 2 CPU cores).",
+                        visible=status.state != "ready")
+    progress = gr.Markdown(lambda: f"**Training:** {training.tab_line(name)}", elem_id=f"{task_cls.name}-training",
+                           visible=status.state != "ready")
     state = gr.Textbox(status.state, visible=False)  # a component: its change event re-renders the body
     timer = gr.Timer(2.0)
 
     def poll(shown):
-        text = f"**Training:** {status.line()}"
+        text = f"**Training:** {training.tab_line(name)}"
         done = status.state in ("ready", "failed")
-        return text, (status.state if status.state != shown else gr.skip()), gr.Timer(active=not done)
+        ready = status.state == "ready" and status.predictor is not None
+        return (gr.update(value=text, visible=not ready), gr.update(visible=not ready),
+                (status.state if status.state != shown else gr.skip()), gr.Timer(active=not done))
 
-    timer.tick(poll, state, [progress, state, timer], show_progress="hidden", queue=False)
+    timer.tick(poll, state, [progress, intro, state, timer], show_progress="hidden", queue=False)
 
     @gr.render(inputs=state)
     def body(current):

@@ -74,7 +74,26 @@ def test_status_line_reads_like_a_person_wrote_it():
     status = TrainingStatus("translation", estimate=400, state="training", stage="training", epoch=2, epochs=5,
                             metric="val_loss", value=0.123456, started=time.time() - 60,
                             training_started=time.time() - 40)
-    assert status.line() == "training, epoch 2/5, val_loss 0.1235, about 60 s left"
+    assert status.line() == "training, epoch 2/5, validation loss 0.1235, about 60 s left"
+
+
+def test_a_waiting_tab_says_its_place_in_line_and_when_it_will_be_ready_and_the_header_how_many_are():
+    from dlapps.background_training import BackgroundTraining
+
+    tasks = {name: type(name, (), {"training_seconds": seconds})
+             for name, seconds in (("speech", 600), ("digits", 60), ("translation", 1200))}
+    training = BackgroundTraining(tasks)
+    assert list(training.statuses) == ["digits", "speech", "translation"]
+    assert training.tab_line("digits") == "waiting for its turn: next in line, ready in about 60 s"
+    digits = training.statuses["digits"]
+    digits.state, digits.stage, digits.started = "training", "training", time.time() - 50
+    assert training.tab_line("translation") == ("waiting for its turn: 2 model(s) train before it (digits, speech), "
+                                                "ready in about 30 min")  # 10 s + 10 min + 20 min
+    assert training.ready_line(loaded=2) == "**2 of 5 models ready**; training digits: training, about 10 s left"
+    digits.state = "ready"
+    training.statuses["speech"].state, training.statuses["speech"].error = "failed", "no espeak-ng"
+    assert training.tab_line("translation") == "waiting for its turn: next in line, ready in about 20 min"
+    assert training.ready_line(loaded=2) == "**3 of 5 models ready**; could not be trained: speech"
 
 
 @pytest.mark.browser
@@ -90,8 +109,14 @@ def test_a_tab_shows_training_progress_then_becomes_usable_without_a_reload(empt
             progress = page.locator("#toy-image-inverter-training")
             progress.wait_for(timeout=30_000)
             assert "Training:" in progress.inner_text()
+            header = page.locator("#studio-progress")
+            assert "0 of 1 models ready" in header.inner_text()
             page.locator("#toy-image-inverter-input").wait_for(timeout=180_000)  # the task's UI, rendered
             page.screenshot(path=str(tmp_path / "trained-tab.png"))
-            assert "ready" in progress.inner_text()
+            progress.wait_for(state="hidden", timeout=10_000)  # a ready tab shows only its UI
+            page.wait_for_function("() => /1 of 1 models ready/.test("
+                                   "document.querySelector('#studio-progress').innerText)", timeout=10_000)
+            assert page.get_by_text("No trained model yet").count() == 0 or \
+                not page.get_by_text("No trained model yet").first.is_visible()
         finally:
             browser.close()
