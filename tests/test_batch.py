@@ -58,6 +58,32 @@ def test_rerun_skips_done_inputs_and_appends_no_duplicates(tmp_path, digits_mode
     assert len(inputs) == len(set(inputs))
 
 
+def test_a_rerun_with_every_input_done_answers_without_loading_the_model(tmp_path, digits_model, mixed_inputs):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "image-classification", str(mixed_inputs), "--output", str(out), "--no-progress"]) == 0
+    before = out.read_text()
+    probe = ("import sys; from dlapps.cli import main; code = main(sys.argv[1:]); "
+             "print('imported tensorflow:', 'tensorflow' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "predict", "image-classification", str(mixed_inputs),
+                           "--output", str(out), "--no-progress"], capture_output=True, text=True,
+                          env={**os.environ}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "imported tensorflow: False" in done.stdout
+    assert done.stderr.strip().endswith(f"0 succeeded, 0 failed, 10 already done -> {out}")
+    assert out.read_text() == before
+    # One new input: the model loads and runs it only.
+    extra = mixed_inputs / "again.png"
+    shutil.copy(next(p for p in sorted(mixed_inputs.glob("*.png")) if p.name not in ("zero.png", "text.png", "cut.png")),
+                extra)
+    done = subprocess.run([sys.executable, "-c", probe, "predict", "image-classification", str(mixed_inputs),
+                           "--output", str(out), "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert "imported tensorflow: True" in done.stdout and "1 succeeded, 0 failed, 10 already done" in done.stderr
+
+
 def test_cli_and_python_give_the_same_results(tmp_path, digits_model, example_images):
     out = tmp_path / "out.jsonl"
     paths = [str(p) for p in example_images]
