@@ -104,8 +104,9 @@ def model_name(predictor) -> str:
     """``Model: image-classification, trained 2026-12-07 14:20`` (a preset's name when it was not trained)."""
     training = (predictor.meta or {}).get("training") or {}
     when = training.get("finished")
-    if when is None and predictor.model_dir and (Path(predictor.model_dir) / "task.json").is_file():
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime((Path(predictor.model_dir) / "task.json").stat().st_mtime))
+    meta_file = Path(predictor.model_dir) / "task.json" if predictor.model_dir else None
+    if when is None and meta_file is not None and meta_file.is_file():  # a model saved before it was recorded
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(meta_file.stat().st_mtime))
     if not training and (predictor.meta or {}).get("preset"):
         return f"Model: {predictor.task.name}, straight from the preset {predictor.meta['preset']}"
     return f"Model: {predictor.task.name}" + (f", trained {when}" if when else "")
