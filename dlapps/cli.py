@@ -367,13 +367,19 @@ def _all_done(args) -> bool:
     loading the model (nor TensorFlow), in a fraction of a second."""
     from pathlib import Path
 
+    from dlapps import store
     from dlapps.batch import BatchSummary, collect_inputs, done_inputs
     from dlapps.host import get_host
 
-    if not args.output or args.retry_errors or args.format or not Path(args.output).is_file():
+    if not args.output or args.retry_errors or args.format or args.preset or not Path(args.output).is_file():
         return False
     task = get_host().task_class(args.task)()  # what the inputs are; no model
-    _, extra = _task_flag_values(args, task)
+    model = Path(args.model).expanduser() if args.model else store.default_model_dir(task.name)
+    if not store.exists(model):  # the normal path says what is missing
+        return False
+    flagged, extra = _task_flag_values(args, task)
+    if args.set or flagged:  # options are checked against the model's config: the normal path does that
+        return False
     items = collect_inputs(task, args.sources, args.input, extra)
     done = done_inputs(Path(args.output))
     if not items or any(input_id not in done for input_id, _ in items):

@@ -55,23 +55,12 @@ def raise_for_ui():
 
 
 def image_input(**kwargs):
-    """An image input for a tab whose handler decodes the file with ``read_image`` (inside ``raise_for_ui``):
-    a broken upload (a text file named .png, a truncated JPEG) is then dlapps' one-line message in the tab,
-    not Gradio's "Could not preprocess input component" with the temporary path and a traceback. Gradio's own
-    image component, whose upload reaches the handler as a file path, undecoded (its preprocessing opens every
-    image, even for a path); not a subclass, which would make Gradio write a ``.pyi`` stub beside this file."""
-    import gradio as gr
+    """An image input (``gr.Image``'s arguments) for a tab whose handler decodes the file with ``read_image``
+    inside ``raise_for_ui``: a broken upload is then dlapps' one-line message in the tab, not Gradio's
+    preprocessing error with the temporary path and a traceback (``dlapps.image_input``)."""
+    from dlapps.image_input import ImageInput
 
-    image = gr.Image(type="filepath", **kwargs)
-    decode = image.preprocess
-
-    def undecoded(payload):
-        if payload is not None and payload.path:
-            return str(payload.path)
-        return decode(payload)  # a pasted image (a data URL): saved to a file, its path
-
-    image.preprocess = undecoded
-    return image
+    return ImageInput(type="filepath", **kwargs)
 
 
 def without_upload_paths(text: str) -> str:
@@ -318,7 +307,7 @@ def studio(task_names=None, train_missing: bool = True):
     with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"]) as demo:
         gr.Markdown("# dlapps studio\nEvery installed task, one tab each.")
         if training.statuses:
-            _progress_header(training, len(predictors))
+            _progress_header(demo, training, len(predictors))
         with gr.Tabs():
             for name in names:
                 task_cls = host.task_class(name)
@@ -326,7 +315,7 @@ def studio(task_names=None, train_missing: bool = True):
                     if name in predictors:
                         task_ui(predictors[name])
                     elif name in training.statuses:
-                        _training_tab(task_cls, training, name)
+                        _training_tab(demo, task_cls, training, name)
                     else:
                         gr.Markdown(f"**{name} is not available:** {missing[name]}")
         broken = host.errors()
@@ -340,45 +329,48 @@ def studio(task_names=None, train_missing: bool = True):
     return demo
 
 
-def _progress_header(training, loaded: int) -> None:
+def _progress_header(demo, training, loaded: int) -> None:
     """The studio's overall progress ("2 of 6 models ready; training ..."), fresh on each page load and
-    every 2 s until every model is trained or failed."""
+    every 2 s until every model is trained or failed (neither event is part of the public API)."""
     import gradio as gr
 
-    header = gr.Markdown(lambda: training.ready_line(loaded), elem_id="studio-progress")
+    header = gr.Markdown(training.ready_line(loaded), elem_id="studio-progress")
+    demo.load(lambda: training.ready_line(loaded), None, header, api_name=False, show_progress="hidden", queue=False)
     timer = gr.Timer(2.0)
 
     def poll():
         done = all(s.state in ("ready", "failed") for s in training.statuses.values())
         return training.ready_line(loaded), gr.Timer(active=not done)
 
-    timer.tick(poll, None, [header, timer], show_progress="hidden", queue=False)
+    timer.tick(poll, None, [header, timer], show_progress="hidden", queue=False, api_name=False)
 
 
-def _training_tab(task_cls, training, name: str) -> None:
+def _training_tab(demo, task_cls, training, name: str) -> None:
     """A tab whose model trains in the background: its place in line or its progress (fresh on each page
-    load), then only the task's UI once it is ready."""
+    load), then only the task's UI once it is ready, or only its error if it failed."""
     import gradio as gr
 
     from dlapps.background_training import duration
 
     status = training.statuses[name]
+    ended = status.state in ("ready", "failed")
     intro = gr.Markdown(f"{task_cls.description}\n\nNo trained model yet: the default one is being trained on "
                         f"this machine (offline; about {duration(task_cls.training_seconds)} on 2 CPU cores).",
-                        visible=status.state != "ready")
-    progress = gr.Markdown(lambda: f"**Training:** {training.tab_line(name)}", elem_id=f"{task_cls.name}-training",
-                           visible=status.state != "ready")
+                        visible=not ended)
+    progress = gr.Markdown(f"**Training:** {training.tab_line(name)}", elem_id=f"{task_cls.name}-training",
+                           visible=not ended)
     state = gr.Textbox(status.state, visible=False)  # a component: its change event re-renders the body
     timer = gr.Timer(2.0)
 
     def poll(shown):
         text = f"**Training:** {training.tab_line(name)}"
-        done = status.state in ("ready", "failed")
-        ready = status.state == "ready" and status.predictor is not None
-        return (gr.update(value=text, visible=not ready), gr.update(visible=not ready),
+        done = status.state in ("ready", "failed")  # then only the body: the task's UI or the error
+        return (gr.update(value=text, visible=not done), gr.update(visible=not done),
                 (status.state if status.state != shown else gr.skip()), gr.Timer(active=not done))
 
-    timer.tick(poll, state, [progress, intro, state, timer], show_progress="hidden", queue=False)
+    outputs = [progress, intro, state, timer]
+    demo.load(poll, state, outputs, api_name=False, show_progress="hidden", queue=False)  # fresh on a page load
+    timer.tick(poll, state, outputs, show_progress="hidden", queue=False, api_name=False)
 
     @gr.render(inputs=state)
     def body(current):

@@ -22,7 +22,7 @@ class Recommendation(Task):
     training_seconds = 195  # the default model on 2 CPU cores (benchmarks/)
     baseline = Baseline("recall_at_10", "popularity_recall_at_10", "recommending the most popular movies")
     input_field = "user"
-    metric_names = {"recall_at_10_vs_popularity": "Recall@10 over the most-popular baseline's",
+    metric_names = {"recall_at_10_vs_popularity": "Recall@10 in multiples of the most-popular baseline's (x)",
                     "unknown_movies_dropped": "held-out movies the model does not know (left out)"}
     monitor, monitor_mode = "val_recall_at_10", "max"  # the validation users' Recall@10 (validation_ranking.py)
     predict_options = {
