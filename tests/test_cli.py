@@ -61,7 +61,7 @@ def test_train_then_eval_updates_metrics(tmp_path, capsys):
     assert metrics["confusion_matrix"]["matrix"] == confusion.tolist()
     assert metrics["majority_accuracy"] == pytest.approx(max(targets.count(d) for d in range(10)) / len(targets))
     assert f"accuracy: {metrics['accuracy']:.4f} on {len(targets)} examples" in printed
-    assert f"| accuracy | {metrics['accuracy']:.4f} |" in (out / "README.md").read_text()  # the card, rewritten
+    assert f"| accuracy | `accuracy` | {metrics['accuracy']:.4f} |" in (out / "README.md").read_text()  # the card, rewritten
     assert loaded.meta["training"]["seed"] == 3
     assert loaded.task.config["image_size"] == 16  # what the digits data asks for
 

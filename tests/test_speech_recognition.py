@@ -289,7 +289,7 @@ def test_eval_reports_the_wer_and_cer_of_the_models_own_transcripts(speech_model
     assert metrics["cer"] == round(jiwer.cer(said, heard), 4)
     assert metrics["exact"] == round(sum(s == h for s, h in zip(said, heard)) / len(said), 4)
     assert metrics["word_errors"]["reference_words"] == sum(len(s.split()) for s in said)
-    assert f"| wer | {metrics['wer']:.4f} |" in (model / "README.md").read_text()
+    assert f"| word error rate | `wer` | {metrics['wer']:.4f} |" in (model / "README.md").read_text()
     # The baseline recomputed by eval: the training split's most frequent transcript, saved with the model.
     assert metrics["frequent_transcript_wer"] == round(jiwer.wer(said, [metrics["frequent_transcript"]] * len(said)), 4)
     assert [c["baseline"] for c in metrics["baseline_checks"]] == [metrics["most_frequent_wer"],
