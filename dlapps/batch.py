@@ -29,11 +29,16 @@ class BatchSummary:
     failed: int = 0
     skipped: int = 0
     output: Path | None = None
+    #: Results flagged ``out_of_domain``: inputs outside what the model knows (``dlapps.ood``).
+    flagged: int = 0
 
     def __str__(self) -> str:
+        from dlapps.ood import FLAG_TEXT
+
         where = f" -> {self.output}" if self.output else ""
         skipped = f", {self.skipped} already done" if self.skipped else ""
-        return f"{self.succeeded} succeeded, {self.failed} failed{skipped}{where}"
+        flagged = f" ({self.flagged} flagged as {FLAG_TEXT}: check them)" if self.flagged else ""
+        return f"{self.succeeded} succeeded{flagged}, {self.failed} failed{skipped}{where}"
 
 
 # -- inputs ------------------------------------------------------------------
@@ -230,6 +235,7 @@ class BatchRun:
             self.summary.failed += 1
         else:
             self.summary.succeeded += 1
+            self.summary.flagged += bool(record.get("out_of_domain"))
         if self._sink:
             self._sink.write(line + "\n")
             self._sink.flush()
@@ -325,6 +331,9 @@ def _print_record(task, record: dict) -> None:
     if "error" in record:
         print(f"{record['input']}: error: {record['error']}", file=sys.stderr)
     else:
+        from dlapps.ood import FLAG_TEXT
+
         result = {k: v for k, v in record.items() if k != "input"}
-        print(f"{record['input']}: {task.summarize(result)}")
+        flag = f"  [{FLAG_TEXT}: check it]" if result.get("out_of_domain") else ""
+        print(f"{record['input']}: {task.summarize(result)}{flag}")
 

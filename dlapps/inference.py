@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from dlapps import ood
 from dlapps.errors import DlappsError, InvalidInputError
 from dlapps.options import check_options
 from dlapps.task import Pieces
@@ -155,8 +156,10 @@ class Predictor:
         for start in range(0, len(rows), max(1, batch_size)):
             chunk = rows[start:start + batch_size]
             outputs = self.forward(stack_inputs([x for _, x, _ in chunk], task.pad_values), options)
-            results += [task.postprocess(_row(outputs, i), context, options) for i, (_, _, context) in
-                        enumerate(chunk)]
+            for i, (_, _, context) in enumerate(chunk):
+                row = _row(outputs, i)
+                results.append(task.postprocess(row, context, options))
+                ood.mark(task, results[-1], row)
         by_input: dict[int, list] = {}
         for (n, _, _), result in zip(rows, results):
             by_input.setdefault(n, []).append(result)
@@ -164,7 +167,9 @@ class Predictor:
             if isinstance(item, Exception):
                 yield index, item
             elif isinstance(item, Pieces):
-                yield index, task.combine(by_input.get(n, []), item.context, options)
+                result = task.combine(by_input.get(n, []), item.context, options)
+                ood.mark_combined(task, result, by_input.get(n, []))
+                yield index, result
             else:
                 yield index, by_input[n][0]
 

@@ -40,14 +40,14 @@ from dlapps.presets import from_preset, load_preprocessor, save_preprocessor
 from dlapps.recipes import Recipe, TrainingClock, WarmupCosine, warmup_cosine_class
 from dlapps.store import generated_data, home
 from dlapps.task import Baseline, ExportGraph, Pieces, Task, metric_label
-from dlapps.ui import image_input, model_summary, option_control, raise_for_ui
+from dlapps.ui import image_input, model_summary, ood_notice, option_control, raise_for_ui
 
 __all__ = [
     "AUDIO_SAMPLE_RATE", "AudioOutput", "Baseline", "DataError", "Dataset", "DecodedImage", "DlappsError", "ExportError",
     "ExportGraph", "FILE_KINDS",
     "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Param", "PerModel", "Pieces", "PresetError", "Recipe", "Split", "Task", "TrainingClock", "WarmupCosine",
     "check_rows", "cv2_resize_graph", "float32_output", "from_preset", "generated_data", "home", "hookimpl", "image_input", "load_preprocessor", "predict_on_batch",
-    "metric_label", "model_summary", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
+    "metric_label", "model_summary", "ood_notice", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
     "read_class_folders", "read_text_lines", "report_skipped", "resize_image", "resize_image_graph", "save_preprocessor", "split_dataset",
     "split_indices", "stack_inputs", "warmup_cosine_class",
 ]

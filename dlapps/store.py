@@ -18,6 +18,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from dlapps import ood
 from dlapps.errors import ArtifactError, ModelNotFoundError, UnsafeModelError
 from dlapps.metric_names import metric_label
 
@@ -80,6 +81,7 @@ def save(path, model, task, info: dict, metrics: dict, dataset=None, predict=Non
         model.save(staging / MODEL_FILE)
         (staging / ASSETS_DIR).mkdir()
         task.save_state(staging / ASSETS_DIR)
+        ood.save(task, staging / ASSETS_DIR)
         if isinstance(task.config.get("labels"), list) and task.config["labels"]:  # for people and other tools
             _write_text(staging / ASSETS_DIR / LABELS_FILE, "\n".join(map(str, task.config["labels"])) + "\n")
         if dataset is not None:
@@ -157,6 +159,7 @@ def load_task(path, task_cls):
             f"expected a model for task {task_cls.name!r}, received '{path}', a model for {meta.get('task')!r}")
     task = task_cls(meta.get("config"))
     task.load_state(path / ASSETS_DIR)
+    ood.load(task, path / ASSETS_DIR)
     return task, meta
 
 
@@ -323,6 +326,7 @@ def model_card(meta: dict, metrics: dict, task=None) -> str:
             kind = check.get("kind", "trivial")
             lines.append("- " + ("" if check["better"] else f"**WARNING: this model is not clearly better than a {kind} "
                                  "baseline; do not rely on it.** ") + f"{kind}: " + check["message"] + ".")
+    lines += ood.card_lines(meta.get("config") or {})
     if meta.get("tuning"):
         lines += tuning_card(meta["tuning"], metrics)
     lines += [

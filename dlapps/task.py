@@ -168,6 +168,13 @@ class Task:
     #: flagged as outside what the model knows"}``), shown in the tab, the model card and the CLI; shared keys
     #: (accuracy, mAP@.5, chrF, ...) and the baselines' figures are named already (``metric_label``).
     metric_names: dict = {}
+    #: What the out-of-distribution check measures, in a few words ("distance of the pooled convolutional
+    #: features to the nearest class"), or, for a task whose ``ood_features`` gives None, why it has none; the
+    #: model card shows it (``dlapps.ood``).
+    ood_note: str = ""
+    #: The ``dlapps.ood.FeatureDensity`` learnt from the training split's ``ood_features`` after training (the
+    #: core sets, saves and loads it); None: no feature check.
+    feature_density = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -359,6 +366,26 @@ class Task:
     def combine(self, results: list, context, options: dict):
         """The result of an input that ``preprocess`` split into ``Pieces``, from its pieces' results."""
         raise NotImplementedError(f"task {self.name!r} split an input into pieces but does not combine them")
+
+    def ood_features(self, output):
+        """The feature vector of one model output (a row of what ``forward`` returns, no batch axis) that the
+        out-of-distribution check measures, such as a classifier's pooled features; ``forward`` must return
+        them beside the prediction. None (the default): the task has no feature check, and ``ood_note`` says
+        why. The core learns their density on the training split, scores every prediction
+        (``in_distribution``) and flags the untypical ones (``out_of_domain``): see ``dlapps.ood``."""
+        return None
+
+    def ood_groups(self, split):
+        """The group of each example of ``split`` for the out-of-distribution density (one mean per group):
+        the class index when the targets are class indices (the default), else None (one group)."""
+        import numpy as np
+
+        if not self.config.get("labels") or split.targets is None:
+            return None
+        targets = np.asarray(split.targets, dtype=object)
+        if targets.ndim != 1 or not all(isinstance(t, (int, np.integer)) for t in targets):
+            return None
+        return targets.astype(np.int64)
 
     def summarize(self, result: dict) -> str:
         """One line a person reads, for ``dlapps predict`` without ``--output``: ``7 (98.2%)`` for a label and

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps import multiworker
+from dlapps import multiworker, ood, ood_calibration
 from dlapps import runtime as runtime_mod
 from dlapps import store
 from dlapps.errors import DataError
@@ -65,8 +65,10 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     model, fitted = fit(task, dataset, settings, run_dir, seed=seed, preset=preset, callbacks=callbacks,
                         verbose=verbose, progress=progress, user=user)
 
-    progress("evaluating on the held-out test split")
     predictor = Predictor(task, model)
+    progress("learning what the training data looks like (out-of-distribution check)")
+    report_ood(task, ood_calibration.fit(task, predictor, dataset))
+    progress("evaluating on the held-out test split")
     metrics = with_baseline_check(task, task.evaluate(predictor, dataset.test))
     training = {
         "seed": seed, "preset": preset, "epochs": settings["epochs"], "epochs_run": fitted["epochs_run"],
@@ -226,6 +228,17 @@ def evaluate(predictor, data=None) -> dict:
     if not data:
         store.update_metrics(predictor.model_dir, metrics, task)
     return metrics
+
+
+def report_ood(task, calibrated: dict) -> None:
+    """One stderr line on the out-of-distribution check just calibrated (``dlapps.ood.fit``)."""
+    if calibrated.get("available"):
+        rate = calibrated.get("false_alarm_rate")
+        print(f"dlapps: {task.name} flags inputs {ood.FLAG_TEXT} by {calibrated['measures']}; threshold "
+              f"{calibrated['threshold']:.4g}" + (f", {rate:.1%} of {calibrated['checked_on']} held-out test inputs "
+                                                 "flagged" if rate is not None else ""), file=sys.stderr)
+    else:
+        print(f"dlapps: {task.name} has no out-of-distribution check: {calibrated.get('why')}", file=sys.stderr)
 
 
 def with_baseline_check(task, metrics: dict) -> dict:

@@ -123,6 +123,19 @@ def model_summary(predictor) -> str:
     return text
 
 
+def ood_notice(result) -> str:
+    """Markdown a tab shows under a prediction that is outside what its model knows (``out_of_domain``, see
+    ``dlapps.ood``); "" for one within it."""
+    from dlapps.ood import FLAG_TEXT
+
+    if not isinstance(result, dict) or not result.get("out_of_domain"):
+        return ""
+    score = result.get("in_distribution")
+    how = f" (how typical of its training data: {score:.3g}, below the model's threshold)" \
+        if isinstance(score, (int, float)) else ""
+    return f"**⚠ This input is {FLAG_TEXT}**{how}: the answer above is a guess; do not rely on it."
+
+
 def baseline_checks(metrics: dict) -> list[dict]:
     """The baseline checks of a model's metrics (older models have the trivial one only)."""
     return metrics.get("baseline_checks") or ([metrics["baseline_check"]] if metrics.get("baseline_check") else [])

@@ -84,7 +84,7 @@ def _answer_checks(image, scene, recording, user, digits_model, translation_mode
     drawn = generation_model.predict("8", num_images=1, seed=3, steps=4, guidance=2.0, eta=0.0)["views"][0]
 
     def classify(answer):
-        label, _ = answer
+        label, _, _ = answer
         assert label["label"] == digit["label"], (label, digit)
         assert [(c["label"], pytest.approx(c["confidence"], abs=1e-6)) for c in label["confidences"]] == [
             (t["label"], t["score"]) for t in digit["top_k"]], (label, digit)

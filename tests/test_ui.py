@@ -38,8 +38,9 @@ def test_gradio_client_classifies_an_example(running_studio, example_images, dig
     from dlapps.inputs import read_image
 
     client = Client(running_studio, verbose=False)
-    label, heatmap = client.predict(handle_file(str(example_images[0])), 3, api_name="/classify")
+    label, heatmap, notice = client.predict(handle_file(str(example_images[0])), 3, api_name="/classify")
     expected = digits_model.predict(str(example_images[0]), top_k=3)
+    assert ("outside what this model knows" in notice) == expected["out_of_domain"], (notice, expected)
     assert label["label"] == expected["label"]
     assert [c["label"] for c in label["confidences"]] == [t["label"] for t in expected["top_k"]]
     overlay = read_image(heatmap)  # the Grad-CAM overlay, served as an image file

@@ -154,3 +154,15 @@ def classifier_head(inputs, features, config: dict, name: str):
     x = layers.Dropout(config.get("dropout", 0.0))(x)
     outputs = float32_output(len(config["labels"]), "softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def with_features(model):
+    """``model`` with two named outputs: its ``probabilities`` and the pooled ``features`` its last layer reads
+    (what the out-of-distribution check measures); the model itself when it has no such layer."""
+    import keras
+
+    try:
+        head = model.get_layer("probabilities")
+    except ValueError:
+        return model
+    return keras.Model(model.inputs, {"probabilities": model.outputs[0], "features": head.input})

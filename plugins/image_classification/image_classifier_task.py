@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import Baseline, Option, Param, Task, read_image, resize_image
+from dlapps.plugin import Baseline, Option, Param, PerModel, Task, predict_on_batch, read_image, resize_image
 
+#: Each model with its pooled features as a second output (for the out-of-distribution check), built once.
+_WITH_FEATURES = PerModel()
 
 
 class ImageClassification(Task):
@@ -21,6 +23,7 @@ class ImageClassification(Task):
     #: The classical baseline (``classical_baseline.ClassicalBaseline``): fitted when training plans, saved
     #: with the model.
     classical = None
+    ood_note = "the Mahalanobis distance of the network's pooled features to the nearest class"
     monitor = "val_accuracy"  # not val_loss: on a few validation images a model guessing uniformly has the lowest loss
     predict_options = {
         "top_k": Option(int, 5, "how many labels to return", min=1, max=lambda config: len(config["labels"])),
@@ -129,9 +132,18 @@ class ImageClassification(Task):
         image = read_image(raw)
         return resize_image(image, self.config["image_size"]), {"original_size": image.original_size}
 
+    def forward(self, model, batch, options):
+        """The class probabilities, and the pooled features the out-of-distribution check measures."""
+        from dlapps_plugins.image_classification.cnn_classifier import with_features
+
+        return predict_on_batch(_WITH_FEATURES.get(model, with_features), batch)
+
+    def ood_features(self, output):
+        return output.get("features") if isinstance(output, dict) else None
+
     def postprocess(self, output, context, options):
         labels = self.labels()
-        probabilities = np.asarray(output, dtype=np.float64)
+        probabilities = np.asarray(output["probabilities"] if isinstance(output, dict) else output, dtype=np.float64)
         order = np.argsort(-probabilities)[: options["top_k"]]
         top = [{"label": labels[i], "score": float(probabilities[i])} for i in order]
         return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}

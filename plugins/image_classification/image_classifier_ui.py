@@ -6,7 +6,7 @@ from __future__ import annotations
 def build_ui(task, predictor) -> None:
     import gradio as gr
 
-    from dlapps.plugin import image_input, model_summary, option_control, raise_for_ui, read_image
+    from dlapps.plugin import image_input, model_summary, ood_notice, option_control, raise_for_ui, read_image
     from dlapps_plugins.image_classification.grad_cam import GradCam, overlay
 
     grad_cam = GradCam(predictor.model)
@@ -22,7 +22,7 @@ def build_ui(task, predictor) -> None:
             model_input, _ = task.preprocess(rgb, options)
         heat = grad_cam.heatmap(model_input, labels.index(result["label"]))
         shown = {t["label"]: t["score"] for t in result["top_k"]}
-        return shown, overlay(rgb, heat)
+        return shown, overlay(rgb, heat), ood_notice(result)
 
     gr.Markdown(model_summary(predictor))
     with gr.Row():
@@ -34,13 +34,14 @@ def build_ui(task, predictor) -> None:
             button = gr.Button("Classify", variant="primary", elem_id="image-classification-run")
         with gr.Column():
             label = gr.Label(label="Prediction", elem_id="image-classification-label")
+            notice = gr.Markdown(elem_id="image-classification-ood")
             heatmap = gr.Image(label="Grad-CAM: where the model looked", interactive=False,
                                elem_id="image-classification-gradcam")
     examples = predictor.examples()
     if examples:  # a click on one classifies it, with the default top-k
         gr.Examples([[example, predictor.options()["top_k"]] for example in examples], inputs=[image, top_k],
-                    outputs=[label, heatmap], fn=classify, run_on_click=True, cache_examples=False,
+                    outputs=[label, heatmap, notice], fn=classify, run_on_click=True, cache_examples=False,
                     label="Examples (held-out test images): click one to classify it", api_name=False,
                     elem_id="image-classification-examples")
-    button.click(classify, [image, top_k], [label, heatmap], api_name="classify")
-    image.upload(classify, [image, top_k], [label, heatmap], api_name=False)
+    button.click(classify, [image, top_k], [label, heatmap, notice], api_name="classify")
+    image.upload(classify, [image, top_k], [label, heatmap, notice], api_name=False)

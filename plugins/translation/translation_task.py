@@ -394,8 +394,7 @@ class Translation(Task):
         return combined
 
     def summarize(self, result):
-        flag = "  [outside what the model knows: check it]" if result.get("out_of_domain") else ""
-        return f"{result['translation']}  (confidence {result.get('confidence', 0):.2f}){flag}"
+        return f"{result['translation']}  (confidence {result.get('confidence', 0):.2f})"
 
     def evaluate(self, predictor, split):
         from dlapps_plugins.translation.translation_metrics import translation_metrics

@@ -1,0 +1,143 @@
+"""Out-of-distribution flags, shared by every task: how typical an input is of the model's training data.
+
+After training, the core measures the training split in the model's own feature space (``Task.ood_features``:
+for an image classifier its pooled last convolutional features) and keeps a ``FeatureDensity``: one mean per
+class (or one for all) and a shared covariance shrunk by Ledoit-Wolf (scikit-learn). Every prediction then
+carries ``in_distribution``, the negated Mahalanobis distance of its features to the nearest mean (higher: more
+like the training data; 0 at a mean), and ``out_of_domain``, true below a threshold. The threshold is the score
+that ``CALIBRATION_QUANTILE`` of the held-out validation split falls below; the test split, never used to choose
+it, gives the false-alarm rate the model card reports. A softmax probability cannot do this: a classifier gives
+noise or a blank image 99% as readily as a digit, because it was never shown anything else.
+
+A task may also flag an input by rules of its own (words the model never heard, a user with no known ratings):
+its ``postprocess`` sets ``out_of_domain`` itself, and the feature check can only add a flag, never take one away.
+A task without features to measure (``ood_features`` returns None) says why in ``Task.ood_note``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+#: The share of held-out validation inputs allowed below the threshold (the expected false-alarm rate).
+CALIBRATION_QUANTILE = 0.02
+#: At most this many training inputs are measured to learn the density (spread evenly over the split).
+MAX_TRAINING_INPUTS = 3000
+#: At most this many validation and test inputs are scored to calibrate and check the threshold.
+MAX_HELD_OUT_INPUTS = 1000
+#: The file in the model's assets folder that keeps the density and the threshold.
+DENSITY_FILE = "in_distribution.npz"
+#: What a flagged result's tab and CLI line say.
+FLAG_TEXT = "outside what this model knows"
+
+
+class FeatureDensity:
+    """How typical a feature vector is of the training data: ``score(features)`` is minus the Mahalanobis
+    distance to the nearest group mean (a class, or all the data), under one covariance shared by the groups
+    and shrunk towards a multiple of the identity (Ledoit-Wolf), which keeps it invertible with fewer inputs
+    than features."""
+
+    def __init__(self, means: np.ndarray, precision: np.ndarray):
+        self.means = np.asarray(means, dtype=np.float64)
+        self.precision = np.asarray(precision, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, groups=None) -> "FeatureDensity":
+        """The density of ``features`` (n, d); ``groups`` (n,) gives each row's class, None: one group.
+        Groups with no row are left out."""
+        from sklearn.covariance import LedoitWolf
+
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or len(features) < 2:
+            raise ValueError(f"expected at least 2 feature vectors (n, d) to learn from, received shape "
+                             f"{features.shape}")
+        groups = np.zeros(len(features), dtype=np.int64) if groups is None else np.asarray(groups).astype(np.int64)
+        present = np.unique(groups)
+        means = np.stack([features[groups == g].mean(axis=0) for g in present])
+        centred = features - means[np.searchsorted(present, groups)]
+        return cls(means, LedoitWolf(assume_centered=True).fit(centred).precision_)
+
+    def score(self, features) -> np.ndarray:
+        """Minus the Mahalanobis distance of each row of ``features`` (n, d), or of one vector (d,), to the
+        nearest group mean."""
+        features = np.asarray(features, dtype=np.float64)
+        one = features.ndim == 1
+        features = np.atleast_2d(features)
+        if features.shape[1] != self.means.shape[1]:
+            raise ValueError(f"expected feature vectors of {self.means.shape[1]} values, received "
+                             f"{features.shape[1]}")
+        diff = features[:, None, :] - self.means[None]
+        squared = np.einsum("nkd,de,nke->nk", diff, self.precision, diff)
+        scores = -np.sqrt(np.maximum(squared.min(axis=1), 0.0))
+        return scores[0] if one else scores
+
+    def arrays(self) -> dict:
+        return {"means": self.means, "precision": self.precision}
+
+
+def mark(task, result, output) -> None:
+    """Put ``in_distribution`` (and ``out_of_domain`` once calibrated) into one piece's or input's ``result``
+    (a dict) from its model ``output``; nothing when the task has no density."""
+    density = getattr(task, "feature_density", None)
+    if density is None or not isinstance(result, dict):
+        return
+    features = task.ood_features(output)
+    if features is None:
+        return
+    result["in_distribution"] = round(float(density.score(np.asarray(features, dtype=np.float64).ravel())), 4)
+    flag(task, result)
+
+
+def mark_combined(task, result, piece_results: list) -> None:
+    """An input split into pieces: its score is the mean of its pieces' (when ``combine`` did not set one)."""
+    if getattr(task, "feature_density", None) is None or not isinstance(result, dict):
+        return
+    scores = [r["in_distribution"] for r in piece_results if isinstance(r, dict) and "in_distribution" in r]
+    if scores and "in_distribution" not in result:
+        result["in_distribution"] = round(float(np.mean(scores)), 4)
+    flag(task, result)
+
+
+def flag(task, result: dict) -> None:
+    """``out_of_domain``: true when the task flagged the input itself or its score is below the threshold."""
+    threshold = (task.config.get("ood") or {}).get("threshold")
+    if threshold is None or "in_distribution" not in result:
+        return
+    result["out_of_domain"] = bool(result.get("out_of_domain")) or result["in_distribution"] < threshold
+
+
+# -- saved with the model ------------------------------------------------------
+def save(task, folder) -> None:
+    """Write the task's density into ``folder`` (the model's assets), if it has one."""
+    density = getattr(task, "feature_density", None)
+    if density is not None:
+        np.savez(Path(folder) / DENSITY_FILE, **density.arrays())
+
+
+def load(task, folder) -> None:
+    """Read the density ``save`` wrote; a model saved without one (or before dlapps had them) gets none."""
+    path = Path(folder) / DENSITY_FILE
+    task.feature_density = None
+    if path.is_file():
+        with np.load(path) as arrays:
+            task.feature_density = FeatureDensity(arrays["means"], arrays["precision"])
+
+
+def card_lines(config: dict) -> list[str]:
+    """The model card's section on the out-of-distribution check (from ``config["ood"]``)."""
+    ood = config.get("ood")
+    if not ood:
+        return []
+    lines = ["", "## Outside what the model knows", ""]
+    if not ood.get("available"):
+        return lines + [f"No out-of-distribution check: {ood.get('why')}."]
+    rate = ood.get("false_alarm_rate")
+    lines.append(f"Each prediction carries `in_distribution`, how typical the input is of the training data "
+                 f"(measured by {ood.get('measures')}; higher is more typical), and "
+                 f"`out_of_domain`, true below the threshold {ood['threshold']:.4g}: the score that "
+                 f"{ood['quantile']:.0%} of {ood['calibrated_on']} held-out validation inputs fall below.")
+    if rate is not None:
+        lines.append(f"On {ood['checked_on']} held-out test inputs it flags {rate:.1%} (false alarms).")
+    return lines
+
