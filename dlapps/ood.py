@@ -132,6 +132,8 @@ def card_lines(config: dict) -> list[str]:
     lines = ["", "## Outside what the model knows", ""]
     if not ood.get("available"):
         return lines + [f"No out-of-distribution check: {ood.get('why')}."]
+    if "rule" in ood:
+        return lines + [f"Each prediction carries `out_of_domain`, true for {ood['rule']}."]
     rate = ood.get("false_alarm_rate")
     lines.append(f"Each prediction carries `in_distribution`, how typical the input is of the training data "
                  f"(measured by {ood.get('measures')}; higher is more typical), and "

@@ -19,14 +19,15 @@ def fit(task, predictor, dataset) -> dict:
     task.feature_density = None
     task.config.pop("ood", None)
     if type(task).ood_features is Task.ood_features:  # no features to measure: nothing to run
-        task.config["ood"] = {"available": False, "why": task.ood_note or "this task has no out-of-distribution check"}
+        task.config["ood"] = ({"available": True, "rule": task.ood_note} if task.ood_by_rule else
+                              {"available": False, "why": task.ood_note or "this task has no out-of-distribution check"})
         return task.config["ood"]
     train = dataset.train.take(_evenly(len(dataset.train), MAX_TRAINING_INPUTS))
     measured = feature_rows(task, predictor, train.inputs)
     kept = [i for i, f in enumerate(measured) if f is not None]
     if len(kept) < 2:
-        task.config["ood"] = {"available": False, "why": task.ood_note or
-                              "this task has no out-of-distribution check"}
+        task.config["ood"] = {"available": False, "why": f"this {type(predictor.model).__name__} model gives no "
+                              "features to measure"}
         return task.config["ood"]
     groups = task.ood_groups(train)
     task.feature_density = FeatureDensity.fit(np.stack([measured[i] for i in kept]),

@@ -172,6 +172,10 @@ class Task:
     #: features to the nearest class"), or, for a task whose ``ood_features`` gives None, why it has none; the
     #: model card shows it (``dlapps.ood``).
     ood_note: str = ""
+    #: Whether the task flags inputs by rules of its own (its ``postprocess`` sets ``out_of_domain``: a
+    #: recommendation query about a user it knows nothing of, a translation of mostly unseen words); ``ood_note``
+    #: says what they are. Such a task may also have features to measure.
+    ood_by_rule: bool = False
     #: The ``dlapps.ood.FeatureDensity`` learnt from the training split's ``ood_features`` after training (the
     #: core sets, saves and loads it); None: no feature check.
     feature_density = None

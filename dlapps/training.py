@@ -232,7 +232,9 @@ def evaluate(predictor, data=None) -> dict:
 
 def report_ood(task, calibrated: dict) -> None:
     """One stderr line on the out-of-distribution check just calibrated (``dlapps.ood.fit``)."""
-    if calibrated.get("available"):
+    if calibrated.get("rule"):
+        print(f"dlapps: {task.name} flags inputs {ood.FLAG_TEXT}: {calibrated['rule']}", file=sys.stderr)
+    elif calibrated.get("available"):
         rate = calibrated.get("false_alarm_rate")
         print(f"dlapps: {task.name} flags inputs {ood.FLAG_TEXT} by {calibrated['measures']}; threshold "
               f"{calibrated['threshold']:.4g}" + (f", {rate:.1%} of {calibrated['checked_on']} held-out test inputs "

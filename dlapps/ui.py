@@ -131,8 +131,7 @@ def ood_notice(result) -> str:
     if not isinstance(result, dict) or not result.get("out_of_domain"):
         return ""
     score = result.get("in_distribution")
-    how = f" (how typical of its training data: {score:.3g}, below the model's threshold)" \
-        if isinstance(score, (int, float)) else ""
+    how = f" (in-distribution score {score:.3g})" if isinstance(score, (int, float)) else ""
     return f"**⚠ This input is {FLAG_TEXT}**{how}: the answer above is a guess; do not rely on it."
 
 

@@ -97,7 +97,7 @@ def _answer_checks(image, scene, recording, user, digits_model, translation_mode
         assert f"User {user}" in status and results["data"] == ranked, (status, results, ranked)
 
     def transcribe(answer):
-        text, _, words, characters = answer
+        text, _, words, characters, _ = answer
         assert text == heard["text"], (text, heard)
         assert [row[0] for row in words["data"]] == [w["word"] for w in heard["words"]], (words, heard)
         assert len(characters["data"]) == len(heard["characters"])

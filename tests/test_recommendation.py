@@ -446,3 +446,23 @@ def test_gradio_client_recommends_and_finds_similar_movies(recommendation_model)
         movie = str(int(recommendation_model.task.knowledge.catalogue.ids[0]))
         title, similar = client.predict(movie, 3, api_name="/similar")
         assert "most like" in title and len(similar["data"]) == 3
+
+
+def test_users_the_model_knows_little_of_are_flagged(recommendation_model, tmp_path):
+    task = recommendation_model.task
+    knowledge = task.knowledge
+    counts = knowledge.known.ends - knowledge.known.starts
+    fewest = knowledge.few_ratings()
+    assert np.mean(counts < fewest) <= 0.02 and counts.min() <= fewest <= np.median(counts)
+    user = int(knowledge.known.users[int(np.argmax(counts))])  # the most ratings: well within what it knows
+    known = recommendation_model.predict(user, k=3)
+    assert known["out_of_domain"] is False and known["in_distribution"] == counts.max()
+    cold = recommendation_model.predict(123456789, k=3)
+    assert cold["out_of_domain"] is True and cold["in_distribution"] == 0
+    one = recommendation_model.predict({"history": [int(knowledge.catalogue.ids[0])]}, k=3)
+    assert one["out_of_domain"] is (1 < fewest)
+    if fewest > 1:
+        assert "only 1 known rating(s)" in one["warnings"][0]
+    assert task.config["ood"] == {"available": True, "rule": task.ood_note}
+    card = (recommendation_model.model_dir / "README.md").read_text()
+    assert "Each prediction carries `out_of_domain`, true for a user it knows nothing of" in card

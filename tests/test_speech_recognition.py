@@ -13,6 +13,7 @@ from gradio_client import handle_file
 
 from conftest import TINY_SPEECH_CONFIG
 from dlapps.cli import main
+from dlapps.plugin import AUDIO_SAMPLE_RATE
 from dlapps.errors import DataError, InvalidInputError
 from dlapps.testing import gradio_client, run_task_test
 from dlapps_plugins.speech_recognition import ctc_decoding
@@ -304,9 +305,10 @@ def test_speech_tab_through_the_gradio_client(speech_model, speech_corpus):
 
     example = speech_dataset(speech_corpus, ALPHABET).test.inputs[0]
     with gradio_client(task_blocks("speech-recognition", speech_model)) as client:
-        text, image, words, characters = client.predict(handle_file(example), 2, api_name="/transcribe")
+        text, image, words, characters, notes = client.predict(handle_file(example), 2, api_name="/transcribe")
     expected = speech_model.predict(example, beam_width=2, characters=True)
     assert text == expected["text"]
+    assert ("outside what this model knows" in notes) == expected["out_of_domain"], (notes, expected)
     assert image and len(words["data"]) == len(text.split()) == len(expected["words"])
     assert len(characters["data"]) == len(expected["characters"])
 
@@ -465,3 +467,24 @@ def test_only_examples_the_model_transcribes_exactly_are_shipped(speech_model, s
     # The trained model's own shipped examples: each is transcribed exactly as its name says.
     for example in speech_model.examples():
         assert speech_model.predict(example)["text"] == " ".join(Path(example).stem.split("_")[1:])
+
+
+def test_words_never_heard_in_training_flag_a_transcript():
+    from dlapps_plugins.speech_recognition.speech_recognition_task import SpeechRecognition
+
+    task = SpeechRecognition({"vocabulary": ["go", "left", "stop"]})
+    assert "out_of_domain" not in task._vocabulary_check({"text": "go left"})
+    odd = task._vocabulary_check({"text": "go lefd zzz"})
+    assert odd["out_of_domain"] is True and "lefd, zzz" in odd["warnings"][0]
+
+
+def test_trained_speech_model_scores_what_it_hears(speech_model, speech_corpus):
+    calibrated = speech_model.task.config["ood"]
+    assert calibrated["available"] and "character probabilities" in calibrated["measures"], calibrated
+    assert speech_model.task.config["vocabulary"]  # the training transcripts' words, saved in task.json
+    rng = np.random.default_rng(0)
+    noise = (rng.normal(size=AUDIO_SAMPLE_RATE * 2) * 0.3).astype(np.float32)
+    result = speech_model.predict((noise, AUDIO_SAMPLE_RATE))
+    assert isinstance(result["in_distribution"], float) and isinstance(result["out_of_domain"], bool)
+    typical = speech_model.predict(speech_dataset(speech_corpus, ALPHABET).test.inputs[0])
+    assert typical["in_distribution"] > result["in_distribution"]

@@ -42,6 +42,8 @@ class ImageGeneration(Task):
     #: is checked in ``evaluate``: see generation_metrics).
     baseline = Baseline("frechet_distance", "frechet_distance_baseline",
                         "per-pixel Gaussians of each class's real images", higher_is_better=False, margin=0.5)
+    ood_note = ("its input is one of the classes it was trained on, and any other is refused with an error, so no "
+                "input can be outside what it knows; a text-to-image preset's prompts are not checked")
     training_seconds = 300.0
     metric_names = {"class_accuracy": "generated images an independent classifier reads as the class asked for",
                     "frechet_distance_real": "Fréchet distance between two halves of the real images",

@@ -73,15 +73,16 @@ def _converter(keras_hub, preset: str):
         return None
 
 
-def candidate_function(model, keep: int = 1000):
+def candidate_function(model, keep: int = 1000, features: bool = False):
     """A compiled function: letterboxed uint8 images -> (boxes (B, K, 4) xyxy in input pixels, class scores
-    (B, K, C)) of the ``keep`` best candidates of each image, before non-maximum suppression."""
+    (B, K, C)) of the ``keep`` best candidates of each image, before non-maximum suppression; with ``features``
+    a RetinaNet adds each image's pooled feature pyramid (the out-of-distribution check), a D-FINE nothing."""
     family = type(model).__name__
     if family == "DFineObjectDetector":
         return _dfine_candidates(model, keep)
     from dlapps_plugins.object_detection.retinanet_detector import candidate_function as retinanet_candidates
 
-    return retinanet_candidates(model, keep)
+    return retinanet_candidates(model, keep, features=features)
 
 
 def _dfine_candidates(model, keep: int):

@@ -34,6 +34,7 @@ class ObjectDetection(Task):
     monitor = "val_loss"
     #: mAP@.5 must be more than twice that of a detector that puts each class's mean training box on every image,
     #: and 0.05 more: on a user's data, where objects are anywhere, the mean box scores about 0.
+    ood_note = "the Mahalanobis distance of the detector's feature pyramid, averaged over the image, to the training images'"
     baseline = Baseline("map_50", "baseline_map_50", "the trivial detector (each class's mean training box on "
                         "every image)", margin=1.0, floor=0.05)
     predict_options = {
@@ -210,16 +211,21 @@ class ObjectDetection(Task):
     def forward(self, model, batch, options):
         from dlapps_plugins.object_detection.retinanet_detector import select
 
-        boxes, scores = self._candidates(model)(batch)
-        return dict(zip(("boxes", "scores", "classes", "count"),
-                        select(boxes, scores, options["conf"], options["iou"], options["max_detections"],
-                               self._class_mask(options["classes"]))))
+        boxes, scores, *features = self._candidates(model)(batch)
+        found = dict(zip(("boxes", "scores", "classes", "count"),
+                         select(boxes, scores, options["conf"], options["iou"], options["max_detections"],
+                                self._class_mask(options["classes"]))))
+        return {**found, "features": np.asarray(features[0])} if features else found
 
     def _candidates(self, model):
-        """The model's compiled candidate function (made once per model)."""
+        """The model's compiled candidate function (made once per model): boxes, scores and, where the model
+        family has them, the pooled features the out-of-distribution check measures."""
         from dlapps_plugins.object_detection.keras_hub_presets import candidate_function
 
-        return self._candidate_functions.get(model, candidate_function)
+        return self._candidate_functions.get(model, lambda m: candidate_function(m, features=True))
+
+    def ood_features(self, output):
+        return output.get("features") if isinstance(output, dict) else None
 
     def _class_mask(self, classes: str):
         names = {n.strip() for n in classes.split(",") if n.strip()}

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from dlapps.plugin import mark_in_distribution, ood_notice
+
 
 def build_ui(task, predictor) -> None:
     import gradio as gr
@@ -123,6 +125,7 @@ def video_result(task, predictor, path, options: dict):
     with_boxes = sum(1 for frame in result["frames"] if frame["detections"])
     step = options["frame_step"]
     read = f"{frames} frame(s) read" + (f" (one in {step} of {result['frame_count']})" if step > 1 else "")
+    notice = ood_notice(result)
     if rows:
         seen = sorted({row[2] for row in rows})
         status = (f"{read}: {len(rows)} detection(s) in {with_boxes} frame(s) at confidence >= "
@@ -130,7 +133,7 @@ def video_result(task, predictor, path, options: dict):
     else:
         status = (f"{read}: **nothing found** at confidence >= {options['conf']:.2f}: lower the confidence, or "
                   f"try a video with {', '.join(task.labels())}.")
-    return out.name, rows, status
+    return out.name, rows, f"{notice}\n\n{status}" if notice else status
 
 
 #: Annotated videos older than this are removed from the tab's folder (Gradio serves its own copy of each).
@@ -202,9 +205,12 @@ def run_model(task, predictor, picture, options) -> dict:
 
     rgb = read_image(picture)
     square, context = task.preprocess(rgb, options)
-    boxes, scores = task._candidates(predictor.model)(square[None])
+    boxes, scores, *features = task._candidates(predictor.model)(square[None])
+    typical: dict = {}  # in_distribution and out_of_domain, as a prediction carries them
+    if features:
+        mark_in_distribution(task, typical, {"features": np.asarray(features[0])[0]})
     return {"image": np.asarray(rgb), "boxes": np.asarray(boxes), "scores": np.asarray(scores),
-            "context": {k: v for k, v in context.items() if k != "image"}}
+            "context": {k: v for k, v in context.items() if k != "image"}, "ood": typical}
 
 
 def show(task, found: dict, options: dict):
@@ -223,4 +229,5 @@ def show(task, found: dict, options: dict):
         status = (f"**Nothing found** at confidence >= {options['conf']:.2f}"
                   f"{' among ' + options['classes'] if options['classes'] else ''}: lower the confidence, or try "
                   f"an image with {', '.join(task.labels())}.")
-    return (found["image"], annotations), rows, status
+    notice = ood_notice(found.get("ood"))
+    return (found["image"], annotations), rows, f"{notice}\n\n{status}" if notice else status

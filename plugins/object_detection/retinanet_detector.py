@@ -95,27 +95,46 @@ def compile_detector(model, learning_rate: float, box_weight: float, jit_compile
                   jit_compile=jit_compile)
 
 
-def candidate_function(model, keep: int = 1000):
+def candidate_function(model, keep: int = 1000, features: bool = False):
     """A compiled function: a batch of letterboxed uint8 images -> (boxes (B, K, 4) in input pixels, class
-    scores (B, K, C)) for the ``keep`` best anchors of each image, before non-maximum suppression."""
+    scores (B, K, C)) for the ``keep`` best anchors of each image, before non-maximum suppression; with
+    ``features``, a third output: each image's pooled feature pyramid (``with_pooled_features``), for the
+    out-of-distribution check."""
     import keras
     import tensorflow as tf
 
     anchor_format = model.anchor_generator.bounding_box_format
+    network = with_pooled_features(model) if features else model
 
     @tf.function(reduce_retracing=True)
     def candidates(images):
         x = model.preprocessor(images) if model.preprocessor is not None else tf.cast(images, "float32")
-        raw = model(x, training=False)
+        raw = network(x, training=False)
         height, width = images.shape[1], images.shape[2]
         anchors = tf.concat(list(model.anchor_generator(x).values()), axis=0)
         boxes = keras.utils.bounding_boxes.decode_deltas_to_boxes(
             anchors=anchors, boxes_delta=tf.cast(raw["bbox_regression"], "float32"), encoded_format="center_xywh",
             anchor_format=anchor_format, box_format=BOX_FORMAT, image_shape=(height, width, 3))
         scores = tf.sigmoid(tf.cast(raw["cls_logits"], "float32"))
-        return top_candidates(boxes, scores, keep, (height, width))
+        best = top_candidates(boxes, scores, keep, (height, width))
+        return (*best, tf.cast(raw["features"], "float32")) if features else best
 
     return candidates
+
+
+def with_pooled_features(model):
+    """The detector with a third output, ``features``: each level of its feature pyramid averaged over the
+    image and concatenated (what the out-of-distribution check measures), beside its ``bbox_regression`` and
+    ``cls_logits``; computed in the same pass."""
+    import keras
+
+    # The pyramid as the detector's graph computes it (``backbone.output`` is the backbone's own graph, not
+    # connected to the detector's input); Keras has no public getter for a nested model's node.
+    levels = model.backbone._inbound_nodes[0].output_tensors
+    pooled = [keras.layers.GlobalAveragePooling2D(name=f"dlapps_pooled_{i}")(level) for i, level in enumerate(levels)]
+    features = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="dlapps_pooled_pyramid")(pooled)
+    return keras.Model(model.input, {"bbox_regression": model.get_layer("bbox_regression").output,
+                                     "cls_logits": model.get_layer("cls_logits").output, "features": features})
 
 
 def top_candidates(boxes, scores, keep: int, size):

@@ -20,11 +20,16 @@ ITEMS_FILE = "items.csv"
 HISTORIES_FILE = "histories.npz"
 
 
+#: The share of training users with fewer ratings than a query may have before it is flagged.
+FEW_RATINGS_SHARE = 0.02
+
+
 class Knowledge:
     def __init__(self, catalogue: Catalogue, known: Histories, train_counts: np.ndarray):
         self.catalogue, self.known = catalogue, known
         self.train_counts = train_counts.astype(np.int64)  # per model index; index 0 is padding
         self._known_indices = catalogue.indices(known.items)  # known.items as model indices
+        self._few: int | None = None  # few_ratings(), counted once
 
     @classmethod
     def from_dataset(cls, dataset) -> "Knowledge":
@@ -42,6 +47,14 @@ class Knowledge:
         if user is None or user not in self.known:
             return 0
         return int(np.searchsorted(self.known.users, int(user))) + 1
+
+    def few_ratings(self) -> int:
+        """The number of ratings that all but ``FEW_RATINGS_SHARE`` of the known users have at least: a query
+        with fewer is outside what the model learnt from (its out-of-distribution rule)."""
+        if self._few is None:
+            counts = np.asarray(self.known.ends) - np.asarray(self.known.starts)
+            self._few = int(np.floor(np.quantile(counts, FEW_RATINGS_SHARE))) if len(counts) else 1
+        return self._few
 
     def history_of(self, user) -> np.ndarray:
         """The model indices of what a known user watched, oldest first; empty for an unknown user."""

@@ -82,4 +82,10 @@ def ranked_result(knowledge, output, context) -> dict:
     if mode == POPULAR:
         who = "this user is not in the training data" if user is not None else "no user was given"
         result["reason"] = f"{who} and has no history: these are the most popular movies"
+    fewest = knowledge.few_ratings()
+    result["in_distribution"] = context["history_length"]
+    result["out_of_domain"] = mode == POPULAR or context["history_length"] < fewest
+    if result["out_of_domain"] and mode != POPULAR:
+        result["warnings"] = [f"only {context['history_length']} known rating(s): 98% of the training users have "
+                              f"{fewest} or more, so these picks rest mostly on popularity"]
     return result

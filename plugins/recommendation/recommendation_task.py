@@ -19,6 +19,9 @@ class Recommendation(Task):
                    "\"because you watched\", similar movies and cold start.")
     input_kind = "id"
     output_kind = "ranked-items"
+    ood_by_rule = True
+    ood_note = ("a user it knows nothing of (cold start: not in the training data and no history given) or one with "
+                "fewer known ratings than 98% of its training users (`in_distribution`: the known ratings)")
     training_seconds = 195  # the default model on 2 CPU cores (benchmarks/)
     baseline = Baseline("recall_at_10", "popularity_recall_at_10", "recommending the most popular movies")
     input_field = "user"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 
-from dlapps.plugin import model_summary, raise_for_ui
+from dlapps.plugin import model_summary, ood_notice, raise_for_ui
 
 #: Dropdowns list at most this many users / movies; any other id can still be typed in.
 MAX_CHOICES = 10_000
@@ -43,10 +43,11 @@ def result_rows(result: dict) -> list[list]:
 
 def status_line(result: dict) -> str:
     if result.get("cold_start"):
-        return f"**Cold start:** {result['reason']}."
+        return f"{ood_notice(result)}\n\n**Cold start:** {result['reason']}."
     who = f"User {result['user']}" if result.get("user") is not None else "This history"
     known = "" if result.get("known_user") else " (a user the model has not seen: ranked from the history alone)"
-    return f"{who}{known}: {result['history_length']} movies watched; ranked by the two-tower model."
+    line = f"{who}{known}: {result['history_length']} movies watched; ranked by the two-tower model."
+    return "\n\n".join([ood_notice(result), *result.get("warnings", []), line]).strip()
 
 
 def recommendation_ui(task, predictor) -> None:

@@ -27,6 +27,9 @@ class SpeechRecognition(Task):
                 Baseline("wer", "frequent_transcript_wer", "writing the training split's most frequent transcript for "
                          "every recording", higher_is_better=False, kind="trivial"))
     input_field = "audio"
+    ood_note = ("the Mahalanobis distance of what the model hears (its mean character probabilities, confidence and "
+                "share of silent frames over the recording) to its training recordings, and words it never heard "
+                "in training")
     predict_options = {
         "beam_width": Option(int, 1, "1 is greedy decoding; more is CTC beam search", min=1, max=256),
         "characters": Option(bool, False, "also return every character with when it was heard"),
@@ -103,6 +106,7 @@ class SpeechRecognition(Task):
         self.config["model"] = "ctc"
         self.codec = None
         self.frequent_transcript = most_frequent(list(dataset.train.targets))
+        self.config["vocabulary"] = sorted({word for text in dataset.train.targets for word in str(text).split()})
 
     def load_preset(self, preset, config):
         from dlapps_plugins.speech_recognition.moonshine_presets import moonshine_from_preset
@@ -238,7 +242,21 @@ class SpeechRecognition(Task):
         ids = np.full((len(decoded), max(1, max(map(len, decoded)))), -1, dtype=np.int32)
         for row, labels in zip(ids, decoded):
             row[:len(labels)] = labels
-        return {"log_probs": log_probs, "ids": ids}
+        return {"log_probs": log_probs, "ids": ids, "features": frame_statistics(log_probs, frames)}
+
+    def ood_features(self, output):
+        return output.get("features") if isinstance(output, dict) else None
+
+    def _vocabulary_check(self, result: dict) -> dict:
+        """Flag (``out_of_domain``, a warning) a transcript with words the model never heard in training: it
+        can only spell what it learnt, so such a word is a mishearing of speech it does not know."""
+        known = set(self.config.get("vocabulary") or ())
+        unknown = sorted({w for w in result["text"].split() if w not in known}) if known else []
+        if unknown:
+            result["out_of_domain"] = True
+            result["warnings"] = [f"words it never heard in training: {', '.join(unknown[:10])}: probably "
+                                  "misheard, or speech it does not know"]
+        return result
 
     def postprocess(self, output, context, options):
         """The window's transcript, words (and characters) with times in seconds from the recording's start."""
@@ -257,7 +275,7 @@ class SpeechRecognition(Task):
         result = {"text": " ".join(text_of(ids).split()), "words": words_of(chars)}
         if options["characters"]:
             result["characters"] = chars
-        return result
+        return self._vocabulary_check(result)
 
     def combine(self, results, context, options):
         """Stitch overlapping windows: each keeps what it heard nearer its own middle than its neighbours'."""
@@ -276,7 +294,7 @@ class SpeechRecognition(Task):
             for key in combined.keys() - {"text"}:
                 combined[key] += keep_between(result[key], start, end)
         combined["text"] = " ".join(w["word"] for w in combined["words"])
-        return combined
+        return self._vocabulary_check(combined)
 
     def summarize(self, result):
         return result["text"] or "(no speech)"
@@ -309,3 +327,16 @@ class SpeechRecognition(Task):
         from dlapps_plugins.speech_recognition.speech_recognition_ui import speech_recognition_ui
 
         speech_recognition_ui(self, predictor)
+
+
+def frame_statistics(log_probs: np.ndarray, frames) -> np.ndarray:
+    """What a recording sounds like to the model, for the out-of-distribution check: per row of ``log_probs``
+    (B, T, C), over its ``frames`` heard frames, the mean probability of each character (blank included), the
+    mean highest probability, the mean entropy and the share of frames whose best guess is blank."""
+    rows = []
+    for row, count in zip(log_probs, frames):
+        heard = np.exp(row[:max(1, int(count))])
+        entropy = -(heard * np.log(np.maximum(heard, 1e-9))).sum(axis=-1)
+        rows.append(np.concatenate([heard.mean(axis=0), [heard.max(axis=-1).mean(), entropy.mean(),
+                                                         (heard.argmax(axis=-1) == 0).mean()]]))
+    return np.asarray(rows, dtype=np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import AUDIO_SAMPLE_RATE, model_summary, option_control, raise_for_ui, read_audio
+from dlapps.plugin import AUDIO_SAMPLE_RATE, model_summary, ood_notice, option_control, raise_for_ui, read_audio
 
 #: Spectrogram image height in pixels, and the band above it where characters are written.
 IMAGE_HEIGHT, LABEL_BAND = 200, 28
@@ -41,14 +41,15 @@ def speech_recognition_ui(task, predictor) -> None:
 
     def transcribe(audio, beam_width):
         if audio is None:
-            return "", None, [], []
+            return "", None, [], [], ""
         with raise_for_ui():
             waveform = read_audio(audio)
             result = predictor.predict((waveform, AUDIO_SAMPLE_RATE), beam_width=beam_width, characters=True)
         timed = result.get("characters", [])  # a Moonshine preset model has no alignment
         words = [[w["word"], w["start"], w["end"], w["confidence"]] for w in result["words"]]
         chars = [[c["char"], c["start"], c["end"], c["confidence"]] for c in timed]
-        return result["text"], spectrogram_image(waveform, timed), words, chars
+        notes = "\n".join([ood_notice(result), *(f"- {w}" for w in result.get("warnings", []))]).strip()
+        return result["text"], spectrogram_image(waveform, timed), words, chars, notes
 
     gr.Markdown(f"{model_summary(predictor)} Record with the microphone or upload a file (WAV, FLAC, OGG; any "
                 "sample rate, mono or stereo). Long recordings are transcribed in overlapping windows.")
@@ -60,6 +61,7 @@ def speech_recognition_ui(task, predictor) -> None:
             beam = option_control("beam_width", task.predict_options["beam_width"], task.config,
                                   label="Beam width (1 = greedy)", elem_id="speech-recognition-beam")
             button = gr.Button("Transcribe", variant="primary", elem_id="speech-recognition-run")
+            notes = gr.Markdown(elem_id="speech-recognition-ood")
     spectrogram = gr.Image(label="Log-mel spectrogram, with each character where it was heard", type="numpy",
                            interactive=False, elem_id="speech-recognition-spectrogram")
     with gr.Row():
@@ -68,7 +70,7 @@ def speech_recognition_ui(task, predictor) -> None:
         characters = gr.Dataframe(headers=["character", "start (s)", "end (s)", "confidence"],
                                   label="CTC alignment: characters", interactive=False,
                                   elem_id="speech-recognition-characters")
-    outputs = [text, spectrogram, words, characters]
+    outputs = [text, spectrogram, words, characters, notes]
     examples = predictor.examples()
     if examples:  # test recordings the model transcribes exactly (see SpeechRecognition.example_is_right)
         gr.Examples(examples, inputs=audio, label="Examples (held-out voices; the file name is what was said)")

@@ -27,6 +27,9 @@ class Translation(Task):
                    "catalogs of free programs; numbers, placeholders, URLs and paths pass through unchanged.")
     input_kind = "text"
     output_kind = "text"
+    ood_by_rule = True
+    ood_note = (f"a sentence with more than {HIGH_UNKNOWN_SHARE:.0%} of its words rare or never seen in training, or "
+                f"translated with a confidence under {LOW_CONFIDENCE} (the geometric mean probability of its tokens)")
     training_seconds = 1200  # the default model on 2 CPU cores (benchmarks/)
     baseline = (Baseline("chrf", "copy_source_chrf", "copying the source sentence unchanged"),
                 # BLEU, not chrF: chrF is lenient to word-by-word output in the source's word order (on the

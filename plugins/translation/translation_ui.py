@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from dlapps.plugin import model_summary, option_control, raise_for_ui
+from dlapps.plugin import model_summary, ood_notice, option_control, raise_for_ui
 
 
 #: What the heatmap shows, and what it does not.
@@ -40,7 +40,7 @@ def result_notes(result: dict) -> str:
     lines = [f"Confidence {result.get('confidence', 0):.2f} (geometric mean probability of the output tokens); "
              f"{share:.0%} of the input's words were rare or never seen in training."]
     if result.get("out_of_domain"):
-        lines.insert(0, "**⚠ Outside what this model knows: check this translation.**")
+        lines.insert(0, ood_notice(result))
     return "\n".join([*lines, *(f"- {w}" for w in result.get("warnings", []))])
 
 
