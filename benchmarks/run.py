@@ -3,6 +3,7 @@
     python benchmarks/run.py            # everything, prints a report
     python benchmarks/run.py --only batch plugins
     python benchmarks/run.py --only user-data --zoo detection --seeds 0
+    python benchmarks/run.py --only ood --ood-tasks image-classification
 
 Each bar prints PASS or FAIL with its figure; the report is also written to
 benchmarks/results/latest.json. Runs in a temporary DLAPPS_HOME, offline.
@@ -26,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+
+from ood import KINDS as OOD_KINDS, bench_ood  # noqa: E402  (benchmarks/ood.py, beside this file)
 
 
 def bench_digits(report):
@@ -681,7 +684,7 @@ BENCHMARKS = {"digits": bench_digits, "plugins": bench_plugins, "batch": bench_b
               "speech-speed": bench_speech_speed, "detection": bench_detection,
               "detection-speed": bench_detection_speed,
               "generation": bench_generation, "tune": bench_tune, "export": bench_export, "ray": bench_ray,
-              "user-data": bench_user_data}
+              "user-data": bench_user_data, "ood": bench_ood}
 
 
 def main() -> int:
@@ -690,8 +693,11 @@ def main() -> int:
     parser.add_argument("--zoo", nargs="+", choices=sorted(USER_DATA_ZOOS),
                         help="user-data: only these parts of the zoo (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, help="user-data: the seeds of each dataset (default: 0 1)")
+    parser.add_argument("--ood-tasks", nargs="+", choices=sorted([*OOD_KINDS, "recommendation"]),
+                        help="ood: only these tasks (default: every task with a check)")
     args = parser.parse_args()
     user_data = {key: value for key, value in (("zoos", args.zoo), ("seeds", args.seeds)) if value}
+    extra = {"user-data": user_data, "ood": {"tasks": args.ood_tasks} if args.ood_tasks else {}}
     from dlapps import runtime
 
     info = runtime.configure().describe()
@@ -699,7 +705,7 @@ def main() -> int:
           f"TensorFlow {info['tensorflow']}, Keras {info['keras']}\n", flush=True)
     report = Report()
     for name in args.only or BENCHMARKS:
-        BENCHMARKS[name](report, **(user_data if name == "user-data" else {}))
+        BENCHMARKS[name](report, **extra.get(name, {}))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps({"machine": info, "bars": report.rows}, indent=2))
     bars = [r for r in report.rows if "bar" in r]
