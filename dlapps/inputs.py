@@ -92,7 +92,7 @@ def _check_file(path: Path, expected: str) -> None:
 def _decode_bytes(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     import cv2
 
-    size = _header_size(data)
+    size, orientation = _header(data)
     if size is None:
         hint = " (it looks like text)" if _looks_like_text(data) else ""
         raise InvalidInputError(
@@ -109,12 +109,28 @@ def _decode_bytes(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     reduction = _reduction(width, height)
     flags = {1: cv2.IMREAD_UNCHANGED, 2: cv2.IMREAD_REDUCED_COLOR_2,
              4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduction]
+    if orientation in TURNED:  # a camera's upright picture stored on its side: the size as it is shown
+        size = (height, width)
     image = cv2.imdecode(buffer, flags)
     if image is None:  # formats OpenCV lacks, or a corrupt file: PIL decides
         return _decoded(_decode_with_pil(data, what), size)
     if image.ndim == 3 and image.shape[2] >= 3:  # OpenCV decodes to BGR(A)
         image = image[..., [2, 1, 0, *range(3, image.shape[2])]]
+    if flags == cv2.IMREAD_UNCHANGED:  # the reduced modes turn the picture by its EXIF orientation, this one does not
+        image = upright(image, orientation)
     return _decoded(_normalize_array(image, what), size)
+
+
+#: EXIF orientations that store a picture turned a quarter (its width and height are swapped when shown).
+TURNED = (5, 6, 7, 8)
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` as its EXIF ``orientation`` (1-8) says it is to be shown, the way cameras and browsers show it."""
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+             7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(turns[orientation](image)) if orientation in turns else image
 
 
 def _decoded(image: np.ndarray, original_size=None) -> DecodedImage:
@@ -123,27 +139,32 @@ def _decoded(image: np.ndarray, original_size=None) -> DecodedImage:
     return out
 
 
-def _header_size(data: bytes):
-    """(width, height) from the header without decoding pixels; None if not an image."""
+def _header(data: bytes):
+    """((width, height) as stored, EXIF orientation: 1 when none) from the header without decoding pixels;
+    (None, 1) if not an image."""
     from PIL import Image, UnidentifiedImageError
     import io
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.size
+            try:
+                orientation = int(img.getexif().get(0x0112, 1))
+            except (AttributeError, OSError, ValueError, TypeError, SyntaxError):
+                orientation = 1  # unreadable EXIF: show the picture as stored
+            return img.size, orientation
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
+        return None, 1
 
 
 def _decode_with_pil(data: bytes, what: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps
     import io
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("RGB", (DECODE_LONG_SIDE, DECODE_LONG_SIDE))
             img.load()
-            return _from_pil(img)
+            return _from_pil(ImageOps.exif_transpose(img))
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidInputError(
             f"expected a complete image file, received {what}, which is corrupt or truncated ({exc})"

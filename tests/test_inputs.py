@@ -284,3 +284,31 @@ def test_clipped_audio_is_kept_within_full_scale():
     clipped = np.clip(_tone(16_000) * 3, -1, 1)
     assert np.array_equal(read_audio((16_000, clipped)), clipped)
     assert read_audio((16_000, clipped * 1.5)).max() == 1.0  # a float overshoot is clipped, not refused
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("large", [False, True])
+def test_exif_orientation_is_applied_as_cameras_show_it(tmp_path, orientation, large):
+    """A phone stores an upright picture on its side with an EXIF orientation: it is read the way it is shown
+    (as PIL's exif_transpose shows it), at full size and when a large file is decoded reduced."""
+    from PIL import Image, ImageOps
+
+    height, width = (1800, 2400) if large else (40, 60)
+    stored = np.zeros((height, width, 3), np.uint8)
+    stored[: height // 2, : width // 3] = (255, 0, 0)  # a red block top left, a green one bottom right
+    stored[height // 2:, 2 * width // 3:] = (0, 255, 0)
+    picture = Image.fromarray(stored)
+    exif = picture.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"photo-{orientation}.jpg"
+    picture.save(path, quality=95, exif=exif)
+    with Image.open(path) as opened:
+        shown = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    image = read_image(str(path))
+    assert image.original_size == (shown.shape[1], shown.shape[0])
+    if large:  # decoded at a reduced size: compare at that size
+        import cv2
+
+        shown = cv2.resize(shown, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+    assert image.shape == shown.shape
+    assert np.abs(image.astype(int) - shown.astype(int)).mean() < 6
