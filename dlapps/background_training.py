@@ -32,6 +32,8 @@ class TrainingStatus:
     training_started: float | None = None
     error: str = ""
     predictor: object = field(default=None, repr=False)
+    #: The task's class, whose ``metric_names`` name the watched metric for a person.
+    task_class: type | None = field(default=None, repr=False)
 
     def seconds_left(self) -> float | None:
         if self.state != "training" or self.started is None:
@@ -49,7 +51,7 @@ class TrainingStatus:
         if self.epoch:
             parts.append(f"epoch {self.epoch}/{self.epochs}")
         if self.value is not None:
-            parts.append(f"{metric_label(self.metric)} {self.value:.4g}")
+            parts.append(f"{metric_label(self.metric, self.task_class)} {self.value:.4g}")
         left = self.seconds_left()
         if left is not None:
             parts.append(f"about {duration(left)} left")
@@ -61,7 +63,8 @@ class BackgroundTraining:
 
     def __init__(self, task_classes: dict, echo=None):
         order = sorted(task_classes, key=lambda name: task_classes[name].training_seconds)
-        self.statuses = {name: TrainingStatus(name, float(task_classes[name].training_seconds)) for name in order}
+        self.statuses = {name: TrainingStatus(name, float(task_classes[name].training_seconds),
+                                              task_class=task_classes[name]) for name in order}
         self._echo = echo or _terminal_line
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -1,13 +1,14 @@
 """Out-of-distribution flags, shared by every task: how typical an input is of the model's training data.
 
-After training, the core measures the training split in the model's own feature space (``Task.ood_features``:
-for an image classifier its pooled last convolutional features) and keeps a ``FeatureDensity``: one mean per
-class (or one for all) and a shared covariance shrunk by Ledoit-Wolf (scikit-learn). Every prediction then
-carries ``in_distribution``, the negated Mahalanobis distance of its features to the nearest mean (higher: more
-like the training data; 0 at a mean), and ``out_of_domain``, true below a threshold. The threshold is the score
-that ``CALIBRATION_QUANTILE`` of the held-out validation split falls below; the test split, never used to choose
-it, gives the false-alarm rate the model card reports. A softmax probability cannot do this: a classifier gives
-noise or a blank image 99% as readily as a digit, because it was never shown anything else.
+After training, the core measures the training split with ``Task.ood_features`` (for an image classifier its
+pooled last convolutional features; a task may give several blocks, such as a detector's feature pyramid beside
+pixel statistics) and keeps one ``FeatureDensity`` per block: one mean per class (or one for all) and a shared
+covariance shrunk by Ledoit-Wolf (scikit-learn). Every prediction then carries ``in_distribution``: minus the
+Mahalanobis distance to the nearest mean, in units of the median held-out distance, of its least typical block
+(higher is more typical; about -1 is usual), and ``out_of_domain``, true below a threshold. The threshold is the
+score that ``CALIBRATION_QUANTILE`` of the held-out validation split falls below; the test split, never used to
+choose it, gives the false-alarm rate the model card reports. A softmax probability cannot do this: a classifier
+gives noise or a blank image 99% as readily as a digit, because it was never shown anything else.
 
 A task may also flag an input by rules of its own (words the model never heard, a user with no known ratings):
 its ``postprocess`` sets ``out_of_domain`` itself, and the feature check can only add a flag, never take one away.
@@ -38,9 +39,10 @@ class FeatureDensity:
     and shrunk towards a multiple of the identity (Ledoit-Wolf), which keeps it invertible with fewer inputs
     than features."""
 
-    def __init__(self, means: np.ndarray, precision: np.ndarray):
+    def __init__(self, means: np.ndarray, precision: np.ndarray, scale: np.ndarray | None = None):
         self.means = np.asarray(means, dtype=np.float64)
         self.precision = np.asarray(precision, dtype=np.float64)
+        self.scale = np.ones(self.means.shape[1]) if scale is None else np.asarray(scale, dtype=np.float64)
 
     @classmethod
     def fit(cls, features: np.ndarray, groups=None) -> "FeatureDensity":
@@ -53,10 +55,15 @@ class FeatureDensity:
             raise ValueError(f"expected at least 2 feature vectors (n, d) to learn from, received shape "
                              f"{features.shape}")
         groups = np.zeros(len(features), dtype=np.int64) if groups is None else np.asarray(groups).astype(np.int64)
+        # Each feature in units of its spread: the shrinkage then treats features of different scales (pooled
+        # activations beside pixel statistics) alike. A constant feature keeps unit scale.
+        spread = features.std(axis=0)
+        scale = np.where(spread > 1e-6, spread, 1.0)
+        features = features / scale
         present = np.unique(groups)
         means = np.stack([features[groups == g].mean(axis=0) for g in present])
         centred = features - means[np.searchsorted(present, groups)]
-        return cls(means, LedoitWolf(assume_centered=True).fit(centred).precision_)
+        return cls(means, LedoitWolf(assume_centered=True).fit(centred).precision_, scale)
 
     def score(self, features) -> np.ndarray:
         """Minus the Mahalanobis distance of each row of ``features`` (n, d), or of one vector (d,), to the
@@ -67,13 +74,49 @@ class FeatureDensity:
         if features.shape[1] != self.means.shape[1]:
             raise ValueError(f"expected feature vectors of {self.means.shape[1]} values, received "
                              f"{features.shape[1]}")
-        diff = features[:, None, :] - self.means[None]
+        diff = features[:, None, :] / self.scale - self.means[None]
         squared = np.einsum("nkd,de,nke->nk", diff, self.precision, diff)
         scores = -np.sqrt(np.maximum(squared.min(axis=1), 0.0))
         return scores[0] if one else scores
 
     def arrays(self) -> dict:
-        return {"means": self.means, "precision": self.precision}
+        return {"means": self.means, "precision": self.precision, "scale": self.scale}
+
+
+def blocks_of(features) -> dict:
+    """What ``Task.ood_features`` returns, as ``{block name: 1-D float vector}``: a dict of blocks as it is (the
+    network's features beside pixel statistics), one array as the block ``features``."""
+    if isinstance(features, dict):
+        return {name: np.asarray(v, dtype=np.float64).ravel() for name, v in features.items()}
+    return {"features": np.asarray(features, dtype=np.float64).ravel()}
+
+
+class InDistribution:
+    """How typical an input is, from one ``FeatureDensity`` per block of its features: each block's distance in
+    units of ``typical[block]`` (the median distance of held-out inputs, set by calibration), and the score of
+    the least typical block. A network trained to ignore backgrounds keeps a blank image near its data; the
+    pixel statistics beside it do not. With one block the score is minus its distance in those units."""
+
+    def __init__(self, densities: dict, typical: dict | None = None):
+        self.densities = dict(densities)
+        self.typical = {name: float((typical or {}).get(name, 1.0)) for name in self.densities}
+
+    @classmethod
+    def fit(cls, rows: list, groups=None) -> "InDistribution":
+        """The densities of ``rows`` (one ``blocks_of`` dict per training input); ``groups`` as for
+        ``FeatureDensity.fit``."""
+        return cls({name: FeatureDensity.fit(np.stack([row[name] for row in rows]), groups) for name in rows[0]})
+
+    def block_scores(self, features) -> dict:
+        """Each block's ``FeatureDensity`` score (minus its distance), before the typical units."""
+        blocks = blocks_of(features)
+        missing = sorted(set(self.densities) - set(blocks))
+        if missing:
+            raise ValueError(f"expected the feature blocks {sorted(self.densities)}, received {sorted(blocks)}")
+        return {name: float(density.score(blocks[name])) for name, density in self.densities.items()}
+
+    def score(self, features) -> float:
+        return min(value / max(self.typical[name], 1e-9) for name, value in self.block_scores(features).items())
 
 
 def mark(task, result, output) -> None:
@@ -85,7 +128,7 @@ def mark(task, result, output) -> None:
     features = task.ood_features(output)
     if features is None:
         return
-    result["in_distribution"] = round(float(density.score(np.asarray(features, dtype=np.float64).ravel())), 4)
+    result["in_distribution"] = round(density.score(features), 4)
     flag(task, result)
 
 
@@ -112,16 +155,29 @@ def save(task, folder) -> None:
     """Write the task's density into ``folder`` (the model's assets), if it has one."""
     density = getattr(task, "feature_density", None)
     if density is not None:
-        np.savez(Path(folder) / DENSITY_FILE, **density.arrays())
+        arrays = {f"{block}/{key}": value for block, one in density.densities.items()
+                  for key, value in one.arrays().items()}
+        np.savez(Path(folder) / DENSITY_FILE, **arrays, **{f"{block}/typical": np.float64(value)
+                                                           for block, value in density.typical.items()})
 
 
 def load(task, folder) -> None:
     """Read the density ``save`` wrote; a model saved without one (or before dlapps had them) gets none."""
     path = Path(folder) / DENSITY_FILE
     task.feature_density = None
-    if path.is_file():
+    if not path.is_file():
+        return
+    try:
         with np.load(path) as arrays:
-            task.feature_density = FeatureDensity(arrays["means"], arrays["precision"])
+            blocks = sorted({key.split("/")[0] for key in arrays.files})
+            task.feature_density = InDistribution(
+                {block: FeatureDensity(arrays[f"{block}/means"], arrays[f"{block}/precision"], arrays[f"{block}/scale"])
+                 for block in blocks}, {block: float(arrays[f"{block}/typical"]) for block in blocks})
+    except (KeyError, ValueError, OSError) as error:  # cut short, or of another layout: predict without flags
+        import sys
+
+        print(f"dlapps: the out-of-distribution check in '{path}' cannot be read ({error}); predictions will "
+              "not be flagged until the model is trained again", file=sys.stderr)
 
 
 def card_lines(config: dict) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlapps.inference import _row, preprocess_each, stack_inputs
-from dlapps.ood import CALIBRATION_QUANTILE, MAX_HELD_OUT_INPUTS, MAX_TRAINING_INPUTS, FeatureDensity
+from dlapps.ood import CALIBRATION_QUANTILE, MAX_HELD_OUT_INPUTS, MAX_TRAINING_INPUTS, InDistribution, blocks_of
 from dlapps.task import Pieces, Task
 
 
@@ -23,25 +23,33 @@ def fit(task, predictor, dataset) -> dict:
                               {"available": False, "why": task.ood_note or "this task has no out-of-distribution check"})
         return task.config["ood"]
     train = dataset.train.take(_evenly(len(dataset.train), MAX_TRAINING_INPUTS))
-    measured = feature_rows(task, predictor, train.inputs)
-    kept = [i for i, f in enumerate(measured) if f is not None]
+    rows = feature_rows(task, predictor, train.inputs)
+    kept = [i for i, pieces in enumerate(rows) if pieces]
+    measured = [rows[i][0] if len(rows[i]) == 1 else _mean_blocks(rows[i]) for i in kept]
+    groups = task.ood_groups(train)
     if len(kept) < 2:
         task.config["ood"] = {"available": False, "why": f"this {type(predictor.model).__name__} model gives no "
                               "features to measure"}
         return task.config["ood"]
-    groups = task.ood_groups(train)
-    task.feature_density = FeatureDensity.fit(np.stack([measured[i] for i in kept]),
-                                              None if groups is None else np.asarray(groups)[kept])
-    validation = _scores(predictor, dataset.validation.take(_evenly(len(dataset.validation), MAX_HELD_OUT_INPUTS)))
-    test = _scores(predictor, dataset.test.take(_evenly(len(dataset.test), MAX_HELD_OUT_INPUTS)))
+    density = InDistribution.fit(measured, None if groups is None else np.asarray(groups)[kept])
+    validation = [p for p in feature_rows(task, predictor, _held_out(dataset.validation)) if p]
     if not validation:
-        task.feature_density = None
         task.config["ood"] = {"available": False, "why": "no validation input could be scored to calibrate the check"}
         return task.config["ood"]
-    threshold = float(np.quantile(validation, CALIBRATION_QUANTILE))
+    # Each block's distances in units of the median held-out one, so that no block outweighs the others.
+    distances = [density.block_scores(piece) for pieces in validation for piece in pieces]
+    density.typical = {name: float(np.median([-d[name] for d in distances])) or 1.0 for name in density.densities}
+    task.feature_density = density
+
+    def input_scores(rows):
+        return [float(np.mean([density.score(piece) for piece in pieces])) for pieces in rows]
+
+    calibration = input_scores(validation)
+    test = input_scores([p for p in feature_rows(task, predictor, _held_out(dataset.test)) if p])
+    threshold = float(np.quantile(calibration, CALIBRATION_QUANTILE))
     task.config["ood"] = {
         "available": True, "measures": task.ood_note, "threshold": round(threshold, 4),
-        "calibrated_on": len(validation), "quantile": CALIBRATION_QUANTILE,
+        "calibrated_on": len(calibration), "quantile": CALIBRATION_QUANTILE,
         "false_alarm_rate": round(float(np.mean(np.asarray(test) < threshold)), 4) if test else None,
         "checked_on": len(test),
     }
@@ -49,8 +57,8 @@ def fit(task, predictor, dataset) -> dict:
 
 
 def feature_rows(task, predictor, inputs, batch_size: int = 32) -> list:
-    """``task.ood_features`` of the model's output for each input (None for one that cannot be read or has
-    no features); an input split into pieces gives the mean of its pieces' features."""
+    """For each input, the ``blocks_of(task.ood_features(...))`` of each of its pieces (one for an input not
+    split into pieces); an empty list for an input that cannot be read or gives no features."""
     options = predictor.options()
     out = []
     for start in range(0, len(inputs), batch_size):
@@ -64,17 +72,17 @@ def feature_rows(task, predictor, inputs, batch_size: int = 32) -> list:
             for i, (n, _) in enumerate(part):
                 features = task.ood_features(_row(outputs, i))
                 if features is not None:
-                    by_input.setdefault(n, []).append(np.asarray(features, dtype=np.float64).ravel())
-        out += [np.mean(by_input[n], axis=0) if n in by_input else None for n in range(len(prepared))]
+                    by_input.setdefault(n, []).append(blocks_of(features))
+        out += [by_input.get(n, []) for n in range(len(prepared))]
     return out
 
 
-def _scores(predictor, split) -> list[float]:
-    scores = []
-    for _, result in predictor.iter_predict(list(split.inputs)):
-        if isinstance(result, dict) and isinstance(result.get("in_distribution"), (int, float)):
-            scores.append(float(result["in_distribution"]))
-    return scores
+def _mean_blocks(pieces: list) -> dict:
+    return {name: np.mean([piece[name] for piece in pieces], axis=0) for name in pieces[0]}
+
+
+def _held_out(split) -> list:
+    return list(split.take(_evenly(len(split), MAX_HELD_OUT_INPUTS)).inputs)
 
 
 def _evenly(n: int, most: int) -> list[int]:

@@ -69,8 +69,9 @@ class Baseline:
     kind: str = "trivial"
     floor: float = 0.0
 
-    def check(self, metrics: dict) -> dict | None:
-        """``{"metric", "value", "baseline", "better", "message"}``, or None when a value is missing."""
+    def check(self, metrics: dict, task=None) -> dict | None:
+        """``{"metric", "value", "baseline", "better", "message"}``, or None when a value is missing; the message
+        names the metric as ``task`` names it (``Task.metric_names``)."""
         value, reference = metrics.get(self.metric), metrics.get(self.baseline)
         if not isinstance(value, (int, float)) or not isinstance(reference, (int, float)):
             return None
@@ -83,7 +84,7 @@ class Baseline:
         verdict = "clearly better than" if better else "NOT clearly better than"
         return {"metric": self.metric, "value": value, "baseline": reference, "better": bool(better),
                 "kind": self.kind,
-                "message": f"held-out {metric_label(self.metric)} {value:.4g} is {verdict} {self.what} "
+                "message": f"held-out {metric_label(self.metric, task)} {value:.4g} is {verdict} {self.what} "
                            f"({reference:.4g})"}
 
 
@@ -176,7 +177,7 @@ class Task:
     #: recommendation query about a user it knows nothing of, a translation of mostly unseen words); ``ood_note``
     #: says what they are. Such a task may also have features to measure.
     ood_by_rule: bool = False
-    #: The ``dlapps.ood.FeatureDensity`` learnt from the training split's ``ood_features`` after training (the
+    #: The ``dlapps.ood.InDistribution`` learnt from the training split's ``ood_features`` after training (the
     #: core sets, saves and loads it); None: no feature check.
     feature_density = None
 
@@ -373,8 +374,9 @@ class Task:
 
     def ood_features(self, output):
         """The feature vector of one model output (a row of what ``forward`` returns, no batch axis) that the
-        out-of-distribution check measures, such as a classifier's pooled features; ``forward`` must return
-        them beside the prediction. None (the default): the task has no feature check, and ``ood_note`` says
+        out-of-distribution check measures, such as a classifier's pooled features, or a dict of named vectors
+        (blocks, each measured on its own: a detector's features beside pixel statistics); ``forward`` must
+        return them beside the prediction. None (the default): the task has no feature check, and ``ood_note`` says
         why. The core learns their density on the training split, scores every prediction
         (``in_distribution``) and flags the untypical ones (``out_of_domain``): see ``dlapps.ood``."""
         return None

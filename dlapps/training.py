@@ -248,7 +248,7 @@ def with_baseline_check(task, metrics: dict) -> dict:
     trivial one); a model that is not clearly better than one of them is reported loudly on stderr."""
     from dlapps.task import baselines_of
 
-    checks = [check for check in (b.check(metrics) for b in baselines_of(task)) if check is not None]
+    checks = [check for check in (b.check(metrics, task) for b in baselines_of(task)) if check is not None]
     if not checks:
         return metrics
     for check in checks:

@@ -304,3 +304,18 @@ def test_defaults_by_kind_and_one_line_errors_for_what_a_plugin_leaves_out(tmp_p
         dlapps.train(Mood(), out=tmp_path / "m", verbose=0)
     with pytest.raises(NotImplementedError):  # code that asks "is it implemented?" still can
         Mood().evaluate(None, None)
+
+
+def test_baseline_messages_and_training_lines_use_the_task_s_metric_names():
+    from dlapps.background_training import TrainingStatus
+    from dlapps.task import Baseline, Task
+
+    class Named(Task):
+        name = "named"
+        metric_names = {"hit_rate": "share of right answers", "val_hit_rate": "validation share of right answers"}
+
+    check = Baseline("hit_rate", "guess_hit_rate", "guessing").check({"hit_rate": 0.9, "guess_hit_rate": 0.2}, Named)
+    assert check["message"].startswith("held-out share of right answers 0.9 is clearly better than guessing")
+    status = TrainingStatus("named", 60.0, state="training", stage="training", metric="val_hit_rate", value=0.5,
+                            task_class=Named)
+    assert "validation share of right answers 0.5" in status.line()

@@ -32,7 +32,7 @@ def test_contract_on_a_coco_folder(tmp_path, capsys):
     )
     assert "1 box(es) reaching outside their image were clipped" in capsys.readouterr().err
     result = predictor.predict(picture, conf=0.0, max_detections=30)
-    assert set(result) == {"width", "height", "detections", "image"}
+    assert set(result) == {"width", "height", "detections", "image", "in_distribution", "out_of_domain"}
     assert 1 <= len(result["detections"]) <= 30  # boxes wholly in the letterbox margin are left out
     assert all(d["label"] in CLASSES and 0 <= d["score"] <= 1 for d in result["detections"])
     assert result["image"].shape[2] == 3 and min(result["image"].shape[:2]) >= 384  # drawn, scaled up to be read
@@ -564,3 +564,27 @@ def test_cli_training_plans_a_user_like_set_and_beats_the_baseline(tmp_path, hom
     # box: Baseline.floor, tested on its own); the benchmarks measure what the full plan reaches.
     assert metrics["map_50"] > max(0.01, 2 * metrics["baseline_map_50"]), metrics
     assert metrics["baseline_check"]["better"] == (metrics["map_50"] > 2 * metrics["baseline_map_50"] + 0.05)
+
+
+def test_pixel_statistics_tell_noise_and_blank_from_a_scene():
+    from dlapps_plugins.object_detection.detection_images import letterbox, pixel_statistics
+    from dlapps_plugins.object_detection.generated_scenes import draw_scene
+
+    rng = np.random.default_rng(0)
+    scene = letterbox(draw_scene(np.random.default_rng([5, 1]))[0], 128)[0]
+    noise = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    blank = np.full((128, 128, 3), 90, np.uint8)
+    stats = pixel_statistics(np.stack([scene, noise, blank]))
+    assert stats.shape == (3, 19) and np.isfinite(stats).all()
+    flat, likeness = 11, 16  # the share of flat pixels; how alike neighbours are
+    assert stats[2, flat] == 1.0 and stats[2, likeness] == 1.0
+    assert abs(stats[1, likeness]) < 0.1 < stats[0, likeness]
+
+
+def test_detections_carry_the_out_of_distribution_score(detection_model):
+    detector = detection_model
+    calibrated = detector.task.config["ood"]
+    assert calibrated["available"] and "pixel statistics" in calibrated["measures"], calibrated
+    assert set(detector.task.feature_density.densities) == {"network", "pixels"}
+    result = detector.predict(np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    assert isinstance(result["in_distribution"], float) and isinstance(result["out_of_domain"], bool)

@@ -39,10 +39,25 @@ def test_density_says_what_it_expected():
 class _Task:
     def __init__(self, threshold=None):
         self.config = {"ood": {"threshold": threshold}} if threshold is not None else {}
-        self.feature_density = ood.FeatureDensity.fit(np.random.default_rng(2).normal(size=(100, 3)))
+        self.feature_density = ood.InDistribution.fit(
+            [ood.blocks_of(v) for v in np.random.default_rng(2).normal(size=(100, 3))])
 
     def ood_features(self, output):
         return output
+
+
+def test_the_least_typical_block_decides_in_units_of_its_typical_distance():
+    rng = np.random.default_rng(3)
+    rows = [{"network": a, "pixels": b} for a, b in zip(rng.normal(size=(300, 8)), rng.normal(size=(300, 2)))]
+    density = ood.InDistribution.fit(rows)
+    density.typical = {"network": 3.0, "pixels": 1.5}
+    usual = {"network": np.zeros(8), "pixels": np.zeros(2)}
+    odd_pixels = {"network": np.zeros(8), "pixels": np.full(2, 9.0)}
+    assert density.score(usual) > -0.5 and density.score(odd_pixels) < -3
+    blocks = density.block_scores(odd_pixels)
+    assert density.score(odd_pixels) == pytest.approx(min(blocks["network"] / 3.0, blocks["pixels"] / 1.5))
+    with pytest.raises(ValueError, match="expected the feature blocks"):
+        density.score({"network": np.zeros(8)})
 
 
 def test_flag_follows_the_threshold_and_keeps_a_task_s_own_flag(tmp_path):
@@ -64,7 +79,8 @@ def test_flag_follows_the_threshold_and_keeps_a_task_s_own_flag(tmp_path):
     ood.save(task, tmp_path)
     reloaded = _Task()
     ood.load(reloaded, tmp_path)
-    np.testing.assert_allclose(reloaded.feature_density.precision, task.feature_density.precision)
+    np.testing.assert_allclose(reloaded.feature_density.densities["features"].precision,
+                               task.feature_density.densities["features"].precision)
     ood.load(reloaded, tmp_path / "none")  # a model saved before dlapps had the check
     assert reloaded.feature_density is None
 

@@ -429,7 +429,7 @@ def test_input_outside_what_the_model_knows_is_flagged(translation_model, capsys
     assert 0.0 < odd["confidence"] <= 1.0
     assert main(["predict", "translation", "the quantum flibbertigibbet", "--model",
                  str(translation_model.model_dir)]) == 0
-    assert "outside what the model knows" in capsys.readouterr().out
+    assert "[outside what this model knows: check it]" in capsys.readouterr().out
 
 
 def test_batched_beam_search_equals_one_at_a_time(translation_model):

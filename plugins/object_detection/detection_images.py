@@ -178,3 +178,34 @@ def _video_writer(path, container: str, fps: float, size: tuple[int, int]):
     if not writer.isOpened():
         raise OSError(f"OpenCV cannot write {container} video here (no {codec} encoder)")
     return writer
+
+
+def pixel_statistics(images: np.ndarray) -> np.ndarray:
+    """What a batch of letterboxed uint8 images (B, H, W, 3) looks like in numbers a detector's features do not
+    keep (it is trained to look past the background): per image the mean and spread of each channel, the mean
+    brightness step across and down, the grain (Laplacian: mean, median, spread, share of flat pixels), the
+    colour saturation, the share of near-black and near-white pixels, how alike neighbouring pixels are (1 and 4
+    apart) and the entropy of the brightness histogram. For the out-of-distribution check."""
+    import cv2
+
+    rows = []
+    for image in np.asarray(images, dtype=np.float32):
+        grey = image.mean(axis=-1)
+        laplacian = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+        saturation = image.max(axis=-1) - image.min(axis=-1)
+        histogram = np.histogram(grey, 16, (0, 256))[0] / grey.size
+        histogram = histogram[histogram > 0]
+        rows.append([*image.mean(axis=(0, 1)), *image.std(axis=(0, 1)),
+                     np.abs(np.diff(grey, axis=1)).mean(), np.abs(np.diff(grey, axis=0)).mean(),
+                     np.log1p(laplacian.mean()), np.median(laplacian), laplacian.std(), (laplacian < 1).mean(),
+                     saturation.mean(), saturation.std(), (grey < 16).mean(), (grey > 240).mean(),
+                     _neighbour_likeness(grey, 1), _neighbour_likeness(grey, 4), -(histogram * np.log(histogram)).sum()])
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _neighbour_likeness(grey: np.ndarray, step: int) -> float:
+    """The correlation of each pixel with the one ``step`` to its right (1 for a flat image)."""
+    left, right = grey[:, :-step].ravel(), grey[:, step:].ravel()
+    if left.std() < 1e-6 or right.std() < 1e-6:
+        return 1.0
+    return float(np.corrcoef(left, right)[0, 1])

@@ -34,7 +34,8 @@ class ObjectDetection(Task):
     monitor = "val_loss"
     #: mAP@.5 must be more than twice that of a detector that puts each class's mean training box on every image,
     #: and 0.05 more: on a user's data, where objects are anywhere, the mean box scores about 0.
-    ood_note = "the Mahalanobis distance of the detector's feature pyramid, averaged over the image, to the training images'"
+    ood_note = ("the Mahalanobis distances of the detector's feature pyramid, averaged over the image, and of the "
+                "image's pixel statistics (colour, contrast, grain, smoothness) to the training images'")
     baseline = Baseline("map_50", "baseline_map_50", "the trivial detector (each class's mean training box on "
                         "every image)", margin=1.0, floor=0.05)
     predict_options = {
@@ -215,7 +216,11 @@ class ObjectDetection(Task):
         found = dict(zip(("boxes", "scores", "classes", "count"),
                          select(boxes, scores, options["conf"], options["iou"], options["max_detections"],
                                 self._class_mask(options["classes"]))))
-        return {**found, "features": np.asarray(features[0])} if features else found
+        if not features:
+            return found
+        from dlapps_plugins.object_detection.detection_images import pixel_statistics
+
+        return {**found, "features": np.asarray(features[0]), "pixels": pixel_statistics(batch)}
 
     def _candidates(self, model):
         """The model's compiled candidate function (made once per model): boxes, scores and, where the model
@@ -225,7 +230,9 @@ class ObjectDetection(Task):
         return self._candidate_functions.get(model, lambda m: candidate_function(m, features=True))
 
     def ood_features(self, output):
-        return output.get("features") if isinstance(output, dict) else None
+        if not isinstance(output, dict) or "features" not in output:
+            return None
+        return {"network": output["features"], "pixels": output["pixels"]}
 
     def _class_mask(self, classes: str):
         names = {n.strip() for n in classes.split(",") if n.strip()}

@@ -208,7 +208,10 @@ def run_model(task, predictor, picture, options) -> dict:
     boxes, scores, *features = task._candidates(predictor.model)(square[None])
     typical: dict = {}  # in_distribution and out_of_domain, as a prediction carries them
     if features:
-        mark_in_distribution(task, typical, {"features": np.asarray(features[0])[0]})
+        from dlapps_plugins.object_detection.detection_images import pixel_statistics
+
+        mark_in_distribution(task, typical, {"features": np.asarray(features[0])[0],
+                                             "pixels": pixel_statistics(square[None])[0]})
     return {"image": np.asarray(rgb), "boxes": np.asarray(boxes), "scores": np.asarray(scores),
             "context": {k: v for k, v in context.items() if k != "image"}, "ood": typical}
 

@@ -12,6 +12,8 @@ import numpy as np
 from dlapps.plugin import metric_label, stack_inputs
 
 K = 10
+#: The logs key the validation callback (validation_ranking.py) writes and the task's early stopping watches.
+MONITOR = f"val_recall_at_{K}"
 RANKERS = {"model": False, "popularity": True}  # name -> score by popularity
 LOW = -1e9  # stands in for -inf: excluded movies rank last
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlapps.plugin import Baseline, InvalidInputError, Option, Param, PerModel, Task
+from dlapps_plugins.recommendation.ranking_metrics import MONITOR
 
 #: What ``preprocess`` makes of a query: a user's recommendations, a movie's look-alikes, or the popular movies.
 USER, SIMILAR, POPULAR = 0, 1, 2
@@ -27,7 +28,7 @@ class Recommendation(Task):
     input_field = "user"
     metric_names = {"recall_at_10_vs_popularity": "Recall@10 in multiples of the most-popular baseline's (x)",
                     "unknown_movies_dropped": "held-out movies the model does not know (left out)"}
-    monitor, monitor_mode = "val_recall_at_10", "max"  # the validation users' Recall@10 (validation_ranking.py)
+    monitor, monitor_mode = MONITOR, "max"  # the validation users' Recall@10 (validation_ranking.py)
     predict_options = {
         "k": Option(int, 10, "how many movies to return", min=1, max=lambda config: config["n_items"]),
         "exclude_seen": Option(bool, True, "leave out movies the user has already watched"),

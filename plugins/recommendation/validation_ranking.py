@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from dlapps_plugins.recommendation.ranking_metrics import K, evaluate_rankings
-
-#: The logs key the callback writes and the task's early stopping watches.
-MONITOR = f"val_recall_at_{K}"
+from dlapps_plugins.recommendation.ranking_metrics import K, MONITOR, evaluate_rankings
 
 
 class ValidationRanking(keras.callbacks.Callback):
