@@ -104,29 +104,29 @@ class BackgroundTraining:
     def ready_line(self, loaded: int = 0) -> str:
         """The studio's header: ``**3 of 6 models ready**; training speech-recognition: epoch 2/10, ...``.
         ``loaded``: the models that were trained already when the studio started."""
-        statuses = list(self.statuses.values())
-        ready = loaded + sum(s.state == "ready" for s in statuses)
-        text = f"**{ready} of {loaded + len(statuses)} models ready**"
-        current = next((s for s in statuses if s.state == "training"), None)
+        ready, failed, current = self._progress()
+        text = f"**{loaded + ready} of {loaded + len(self.statuses)} models ready**"
         if current:
             text += f"; training {current.task}: {current.line()}"
-        failed = [s.task for s in statuses if s.state == "failed"]
         if failed:
             text += f"; could not be trained: {', '.join(failed)}"
         return text
 
     def summary(self) -> str:
-        """The overall progress line: how many are ready and what trains now."""
-        statuses = list(self.statuses.values())
-        done = sum(s.state == "ready" for s in statuses)
-        failed = [s.task for s in statuses if s.state == "failed"]
-        current = next((s for s in statuses if s.state == "training"), None)
-        text = f"dlapps studio: {done}/{len(statuses)} missing models trained"
+        """The overall progress line for the terminal: how many are ready and what trains now."""
+        ready, failed, current = self._progress()
+        text = f"dlapps studio: {ready}/{len(self.statuses)} missing models trained"
         if failed:
             text += f", {len(failed)} failed ({', '.join(failed)})"
         if current:
             text += f"; training {current.task}: {current.line()}"
         return text
+
+    def _progress(self) -> tuple[int, list[str], TrainingStatus | None]:
+        """(models trained, names of those that failed, the status of the one training now)."""
+        statuses = list(self.statuses.values())
+        return (sum(s.state == "ready" for s in statuses), [s.task for s in statuses if s.state == "failed"],
+                next((s for s in statuses if s.state == "training"), None))
 
     def _run(self) -> None:
         from dlapps.api import train

@@ -344,14 +344,16 @@ def cmd_predict(args) -> int:
     from dlapps.batch import collect_inputs, result_format_path, write_result_format
 
     runner, settings = batch_runner(args.engine, args.ray_address, args.ray_actors)
-    if _all_done(args):
+    done, items = _all_done(args)
+    if done:
         return 0
     predictor = load(args.task, args.model, preset=args.preset)
     flagged, extra = _task_flag_values(args, predictor.task)
     options = predictor.options({**dict(_parse_setting(s) for s in args.set), **flagged})
     if args.format:
         result_format_path(predictor.task, args.format, args.output)  # a wrong format fails before the run
-    items = collect_inputs(predictor.task, args.sources, args.input, extra)
+    if items is None:  # not collected by the rerun check
+        items = collect_inputs(predictor.task, args.sources, args.input, extra)
     summary = runner(predictor, items, args.output, batch_size=args.batch_size,
                      progress=not args.no_progress, options=options, output_dir=args.output_dir,
                      retry_errors=args.retry_errors, **settings)
@@ -362,9 +364,10 @@ def cmd_predict(args) -> int:
     return 1 if summary.failed and not summary.succeeded else 0
 
 
-def _all_done(args) -> bool:
+def _all_done(args) -> tuple[bool, list | None]:
     """Whether every input of a rerun is already recorded in ``--output``: then its summary is printed without
-    loading the model (nor TensorFlow), in a fraction of a second."""
+    loading the model (nor TensorFlow), in a fraction of a second. Also the inputs, when it collected them (a
+    folder is walked once), else None."""
     from pathlib import Path
 
     from dlapps import store
@@ -372,20 +375,20 @@ def _all_done(args) -> bool:
     from dlapps.host import get_host
 
     if not args.output or args.retry_errors or args.format or args.preset or not Path(args.output).is_file():
-        return False
+        return False, None
     task = get_host().task_class(args.task)()  # what the inputs are; no model
     model = Path(args.model).expanduser() if args.model else store.default_model_dir(task.name)
     if not store.exists(model):  # the normal path says what is missing
-        return False
+        return False, None
     flagged, extra = _task_flag_values(args, task)
     if args.set or flagged:  # options are checked against the model's config: the normal path does that
-        return False
+        return False, None
     items = collect_inputs(task, args.sources, args.input, extra)
     done = done_inputs(Path(args.output))
     if not items or any(input_id not in done for input_id, _ in items):
-        return False
+        return False, items
     print(BatchSummary(skipped=len(items), output=Path(args.output)), file=sys.stderr)
-    return True
+    return True, items
 
 
 def cmd_export(args) -> int:
