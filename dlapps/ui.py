@@ -123,6 +123,13 @@ def model_summary(predictor) -> str:
     return text
 
 
+#: Example images are shown at least 72 pixels wide, small ones (the 8x8 digits) enlarged with sharp pixels
+#: instead of as a speck; a tab's examples have an ``elem_id`` ending in ``-examples``.
+STUDIO_CSS = """
+[id$="-examples"] img { min-width: 72px; min-height: 72px; object-fit: contain; image-rendering: pixelated; }
+"""
+
+
 def ood_notice(result) -> str:
     """Markdown a tab shows under a prediction that is outside what its model knows (``out_of_domain``, see
     ``dlapps.ood``); "" for one within it."""
@@ -285,7 +292,8 @@ def task_blocks(task_name: str, predictor):
     default model, trained in the background if there is none)."""
     import gradio as gr
 
-    with gr.Blocks(title=f"dlapps · {predictor.task.title}", delete_cache=SERVING["delete_cache"]) as demo:
+    with gr.Blocks(title=f"dlapps · {predictor.task.title}", delete_cache=SERVING["delete_cache"],
+                   css=STUDIO_CSS) as demo:
         gr.Markdown(f"# {predictor.task.title}")
         task_ui(predictor)
     return demo
@@ -316,7 +324,7 @@ def studio(task_names=None, train_missing: bool = True):
             missing[name] = exc
     training = BackgroundTraining({n: host.task_class(n) for n in missing if train_missing
                                    and isinstance(missing[n], ModelNotFoundError)})
-    with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"]) as demo:
+    with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"], css=STUDIO_CSS) as demo:
         gr.Markdown("# dlapps studio\nEvery installed task, one tab each.")
         if training.statuses:
             _progress_header(demo, training, len(predictors))

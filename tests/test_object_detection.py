@@ -588,3 +588,26 @@ def test_detections_carry_the_out_of_distribution_score(detection_model):
     assert set(detector.task.feature_density.densities) == {"network", "pixels"}
     result = detector.predict(np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8))
     assert isinstance(result["in_distribution"], float) and isinstance(result["out_of_domain"], bool)
+
+
+@pytest.mark.browser
+def test_a_click_on_an_example_detects_it_in_the_browser(detection_model):
+    from playwright.sync_api import sync_playwright
+
+    from dlapps.testing import serve
+    from dlapps.ui import task_blocks
+
+    with serve(task_blocks("object-detection", detection_model)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            examples = page.locator("#object-detection-examples")
+            examples.locator("img").first.click()  # no Detect button
+            settled = page.wait_for_function(
+                "() => { const t = document.querySelector('#object-detection-status').innerText;"
+                " return /found/i.test(t) ? t : null; }", timeout=60_000)
+            assert "found" in settled.json_value().lower()
+            assert examples.locator("img").first.bounding_box()["width"] >= 72  # shown enlarged, not as a speck
+        finally:
+            browser.close()

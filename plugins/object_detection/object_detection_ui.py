@@ -42,8 +42,9 @@ def build_ui(task, predictor) -> None:
                     image = image_input(label="Image", sources=["upload", "clipboard", "webcam"], height=320,
                                         elem_id="object-detection-input")
                     button = gr.Button("Detect", variant="primary", elem_id="object-detection-run")
-                    if examples:
-                        gr.Examples(examples, inputs=image, label="Examples (held-out test images)")
+                    if examples:  # a click on one puts it in the image, which detects it (image.change below)
+                        gr.Examples(examples, inputs=image, label="Examples (held-out test images): click one to "
+                                    "detect its objects", elem_id="object-detection-examples")
                 with gr.Column():
                     annotated = gr.AnnotatedImage(label="Detections", color_map=_color_map(labels),
                                                   elem_id="object-detection-output")
@@ -81,6 +82,9 @@ def build_ui(task, predictor) -> None:
             found = run_model(task, predictor, picture, checked)
             return (*show(task, found, checked), found)
 
+    def detect_if_any(picture, *values):
+        return detect(picture, *values) if picture is not None else (gr.update(),) * 4
+
     def refilter(found, conf_value, iou_value, max_value, chosen):
         if found is None:
             return gr.update(), gr.update(), gr.update()
@@ -99,7 +103,8 @@ def build_ui(task, predictor) -> None:
     video_button.click(detect_video, [video, *controls, frame_step], [video_out, video_table, video_status],
                        api_name="detect_video")
     button.click(detect, [image, *controls], [*outputs, candidates], api_name="detect")
-    image.upload(detect, [image, *controls], [*outputs, candidates], api_name=False)
+    # An upload, a paste and an example all change the image: each is detected at once (a cleared image is not).
+    image.change(detect_if_any, [image, *controls], [*outputs, candidates], api_name=False)
     for control in controls:
         control.change(refilter, [candidates, *controls], outputs, api_name=False)
 
