@@ -473,14 +473,32 @@ def test_words_never_heard_in_training_flag_a_transcript():
     from dlapps_plugins.speech_recognition.speech_recognition_task import SpeechRecognition
 
     task = SpeechRecognition({"vocabulary": ["go", "left", "stop"]})
-    assert "out_of_domain" not in task._vocabulary_check({"text": "go left"})
-    odd = task._vocabulary_check({"text": "go lefd zzz"})
-    assert odd["out_of_domain"] is True and "lefd, zzz" in odd["warnings"][0]
+    assert task._vocabulary_check({"text": "go left"}) == {"text": "go left"}
+    misheard = task._vocabulary_check({"text": "go lefd stop"})  # one word misheard: a warning, no flag
+    assert "out_of_domain" not in misheard and "lefd" in misheard["warnings"][0]
+    odd = task._vocabulary_check({"text": "go lefd zzz"})  # mostly unknown: speech it does not know
+    assert odd["out_of_domain"] is True and "lefd, zzz" in odd["warnings"][0] and "2 of 3 words" in odd["warnings"][0]
+
+
+def test_sound_statistics_tell_noise_and_hum_from_a_tone_burst():
+    from dlapps_plugins.speech_recognition.speech_recognition_task import sound_statistics
+
+    rng = np.random.default_rng(0)
+    t = np.arange(AUDIO_SAMPLE_RATE) / AUDIO_SAMPLE_RATE
+    noise = rng.normal(size=AUDIO_SAMPLE_RATE).astype(np.float32) * 0.3
+    hum = (0.3 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
+    bursts = (0.3 * np.sin(2 * np.pi * 300 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
+    stats = sound_statistics(np.stack([np.pad(x, (0, 8000)) for x in (noise, hum, bursts)]), [16000] * 3)
+    assert stats.shape == (3, 9) and np.isfinite(stats).all()
+    loudness_spread, flatness = 1, 5  # both logarithms
+    assert stats[0, flatness] > 2 + max(stats[1, flatness], stats[2, flatness])  # noise is flat
+    assert stats[2, loudness_spread] > 2 + max(stats[0, loudness_spread], stats[1, loudness_spread])  # syllables
 
 
 def test_trained_speech_model_scores_what_it_hears(speech_model, speech_corpus):
     calibrated = speech_model.task.config["ood"]
     assert calibrated["available"] and "character probabilities" in calibrated["measures"], calibrated
+    assert set(speech_model.task.feature_density.densities) == {"heard", "sound"}
     assert speech_model.task.config["vocabulary"]  # the training transcripts' words, saved in task.json
     rng = np.random.default_rng(0)
     noise = (rng.normal(size=AUDIO_SAMPLE_RATE * 2) * 0.3).astype(np.float32)

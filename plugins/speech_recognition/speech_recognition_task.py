@@ -10,6 +10,9 @@ from dlapps.plugin import AUDIO_SAMPLE_RATE, Baseline, InvalidInputError, Option
 SILENCE_PEAK = 1e-3
 #: Where the training split's most frequent transcript is saved with the model (assets/).
 FREQUENT_TRANSCRIPT_FILE = "frequent_transcript.json"
+#: A transcript is flagged as outside what the model knows when more than this share of its words are words
+#: it never heard in training (fewer: a warning that they are probably misheard).
+UNKNOWN_WORDS_SHARE = 0.5
 
 
 class SpeechRecognition(Task):
@@ -27,9 +30,10 @@ class SpeechRecognition(Task):
                 Baseline("wer", "frequent_transcript_wer", "writing the training split's most frequent transcript for "
                          "every recording", higher_is_better=False, kind="trivial"))
     input_field = "audio"
-    ood_note = ("the Mahalanobis distance of what the model hears (its mean character probabilities, confidence and "
-                "share of silent frames over the recording) to its training recordings, and words it never heard "
-                "in training")
+    ood_note = ("the Mahalanobis distances of what the model hears (its mean character probabilities, confidence and "
+                "share of silent frames) and of the sound itself (loudness and how it varies, noisiness, pitch "
+                "of the spectrum) to its training recordings, and transcripts mostly of words it never heard in "
+                "training")
     predict_options = {
         "beam_width": Option(int, 1, "1 is greedy decoding; more is CTC beam search", min=1, max=256),
         "characters": Option(bool, False, "also return every character with when it was heard"),
@@ -228,7 +232,7 @@ class SpeechRecognition(Task):
 
     def forward(self, model, batch, options):
         from dlapps_plugins.speech_recognition.ctc_decoding import decode
-        from dlapps_plugins.speech_recognition.ctc_model import heard_frames
+        from dlapps_plugins.speech_recognition.ctc_model import FRAME_STEP, heard_frames
 
         if self.moonshine:
             return {"text": np.array(self._codec().transcribe(model, batch), dtype=object)}
@@ -242,20 +246,28 @@ class SpeechRecognition(Task):
         ids = np.full((len(decoded), max(1, max(map(len, decoded)))), -1, dtype=np.int32)
         for row, labels in zip(ids, decoded):
             row[:len(labels)] = labels
-        return {"log_probs": log_probs, "ids": ids, "features": frame_statistics(log_probs, frames)}
+        lengths = frames * FRAME_STEP * self.config["time_reduction"]  # the samples each row's frames cover
+        return {"log_probs": log_probs, "ids": ids, "features": frame_statistics(log_probs, frames),
+                "sound": sound_statistics(batch, lengths)}
 
     def ood_features(self, output):
-        return output.get("features") if isinstance(output, dict) else None
+        if not isinstance(output, dict) or "features" not in output:
+            return None
+        return {"heard": output["features"], "sound": output["sound"]}
 
     def _vocabulary_check(self, result: dict) -> dict:
-        """Flag (``out_of_domain``, a warning) a transcript with words the model never heard in training: it
-        can only spell what it learnt, so such a word is a mishearing of speech it does not know."""
+        """Warn of words the model never heard in training (it can only spell what it learnt: such a word is a
+        mishearing), and flag the transcript (``out_of_domain``) when they are more than
+        ``UNKNOWN_WORDS_SHARE`` of its words: speech it does not know, not one word misheard."""
         known = set(self.config.get("vocabulary") or ())
-        unknown = sorted({w for w in result["text"].split() if w not in known}) if known else []
+        words = result["text"].split()
+        unknown = [w for w in words if w not in known] if known else []
         if unknown:
-            result["out_of_domain"] = True
-            result["warnings"] = [f"words it never heard in training: {', '.join(unknown[:10])}: probably "
-                                  "misheard, or speech it does not know"]
+            shown = ", ".join(dict.fromkeys(unknown[:10]))
+            result["warnings"] = [f"words it never heard in training: {shown}: probably misheard"]
+            if len(unknown) > UNKNOWN_WORDS_SHARE * len(words):
+                result["out_of_domain"] = True
+                result["warnings"][0] += f" ({len(unknown)} of {len(words)} words: speech it does not know?)"
         return result
 
     def postprocess(self, output, context, options):
@@ -339,4 +351,29 @@ def frame_statistics(log_probs: np.ndarray, frames) -> np.ndarray:
         entropy = -(heard * np.log(np.maximum(heard, 1e-9))).sum(axis=-1)
         rows.append(np.concatenate([heard.mean(axis=0), [heard.max(axis=-1).mean(), entropy.mean(),
                                                          (heard.argmax(axis=-1) == 0).mean()]]))
+    return np.asarray(rows, dtype=np.float32)
+
+
+def sound_statistics(waveforms: np.ndarray, lengths) -> np.ndarray:
+    """What each recording of a (B, samples) batch sounds like, over its first ``lengths[b]`` samples, in numbers
+    that tell speech from noise, hum and music: the loudness and how much it varies between 32 ms frames (speech
+    comes in syllables), the share of quiet frames, and over the others the zero-crossing rate, the spectral
+    flatness (noise is flat) and centroid, each as mean and spread. For the out-of-distribution check."""
+    frame, hop = 512, 256
+    rows = []
+    for waveform, length in zip(np.asarray(waveforms, dtype=np.float32), lengths):
+        sound = waveform[:max(int(length), frame)]
+        if len(sound) < frame:
+            sound = np.pad(sound, (0, frame - len(sound)))
+        frames = np.lib.stride_tricks.sliding_window_view(sound, frame)[::hop] * np.hanning(frame)
+        power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-10
+        loudness = 10 * np.log10(power.mean(axis=-1))
+        flatness = np.exp(np.log(power).mean(axis=-1)) / power.mean(axis=-1)
+        centroid = (power * np.arange(power.shape[1])).sum(axis=-1) / power.sum(axis=-1) / power.shape[1]
+        crossings = (np.diff(np.signbit(frames), axis=-1) != 0).mean(axis=-1)
+        heard = loudness >= loudness.max() - 30  # the sounding frames: a pause is flat, but says nothing
+        # Spreads on a log scale: a steady sound (noise, a hum) varies ten times less than speech, not a bit less.
+        rows.append([loudness.mean(), np.log(loudness.std() + 0.1), 1 - heard.mean(),
+                     crossings[heard].mean(), np.log(crossings[heard].std() + 1e-3), np.log(flatness[heard].mean()),
+                     np.log(flatness[heard].std() + 1e-4), centroid[heard].mean(), np.log(centroid[heard].std() + 1e-4)])
     return np.asarray(rows, dtype=np.float32)
