@@ -123,8 +123,9 @@ def bench_ood(report, tasks=None, seed: int = 0):
             cold, held = flagged_share(predictor, list(range(10**8, 10**8 + 100))), flagged_share(predictor, users)
             report.bar(f"{task}: cold-start users flagged", cold, ">=", FLAGGED_AT_LEAST,
                        f"{cold:.1%} of 100 users it never saw, without a history")
-            report.bar(f"{task}: held-out users flagged", held, "<=", FALSE_ALARMS_AT_MOST,
-                       f"{held:.1%} of {len(users)} users of the test split")
+            # Not a bar: the rule's cut is the training users' own 2nd percentile, so at most about 2% by design.
+            report.note(f"{task}: {held:.1%} of {len(users)} users of the test split flagged (at most about 2% by "
+                        "the rule's design: fewer ratings than 98% of the training users)")
             continue
         held_out = list(predictor.task.default_data().test.inputs[:1000])
         share = flagged_share(predictor, held_out)

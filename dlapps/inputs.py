@@ -109,6 +109,8 @@ def _decode_bytes(data: bytes, what: str, max_pixels: int) -> np.ndarray:
     reduction = _reduction(width, height)
     flags = {1: cv2.IMREAD_UNCHANGED, 2: cv2.IMREAD_REDUCED_COLOR_2,
              4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduction]
+    if reduction > 1:  # OpenCV turns by EXIF in these modes for some formats only: turn every one here
+        flags |= cv2.IMREAD_IGNORE_ORIENTATION
     if orientation in TURNED:  # a camera's upright picture stored on its side: the size as it is shown
         size = (height, width)
     image = cv2.imdecode(buffer, flags)
@@ -116,13 +118,32 @@ def _decode_bytes(data: bytes, what: str, max_pixels: int) -> np.ndarray:
         return _decoded(_decode_with_pil(data, what), size)
     if image.ndim == 3 and image.shape[2] >= 3:  # OpenCV decodes to BGR(A)
         image = image[..., [2, 1, 0, *range(3, image.shape[2])]]
-    if flags == cv2.IMREAD_UNCHANGED:  # the reduced modes turn the picture by its EXIF orientation, this one does not
-        image = upright(image, orientation)
+    image = upright(image, orientation)  # every mode above decodes the picture as stored
     return _decoded(_normalize_array(image, what), size)
 
 
 #: EXIF orientations that store a picture turned a quarter (its width and height are swapped when shown).
 TURNED = (5, 6, 7, 8)
+
+
+def exif_orientation(path) -> int:
+    """The EXIF orientation (1-8) of the image file at ``path``; 1 when it has none or cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)  # the EXIF block sits in the first 64 KiB
+    except OSError:
+        return 1
+    return _header(head)[1]
+
+
+def upright_box(box, orientation: int, width: int, height: int) -> tuple:
+    """A box (x0, y0, x1, y1) in the pixels of a ``width`` x ``height`` picture as stored, in the pixels of the
+    picture as its EXIF ``orientation`` shows it (``upright``)."""
+    x0, y0, x1, y1 = box
+    w, h = width, height
+    return {2: (w - x1, y0, w - x0, y1), 3: (w - x1, h - y1, w - x0, h - y0), 4: (x0, h - y1, x1, h - y0),
+            5: (y0, x0, y1, x1), 6: (h - y1, x0, h - y0, x1), 7: (h - y1, w - x1, h - y0, w - x0),
+            8: (y0, w - x1, y1, w - x0)}.get(orientation, (x0, y0, x1, y1))
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:

@@ -128,8 +128,24 @@ def mark(task, result, output) -> None:
     features = task.ood_features(output)
     if features is None:
         return
-    result["in_distribution"] = round(density.score(features), 4)
+    try:
+        result["in_distribution"] = round(density.score(features), 4)
+    except ValueError as error:  # features of another shape than the saved check's: predict on, unflagged
+        _warn_once(f"dlapps: {task.name}: the out-of-distribution check does not fit this model's features "
+                   f"({error}); predictions are not flagged until the model is trained again")
+        return
     flag(task, result)
+
+
+_WARNED: set = set()
+
+
+def _warn_once(message: str) -> None:
+    import sys
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
 
 
 def mark_combined(task, result, piece_results: list) -> None:
@@ -189,7 +205,7 @@ def card_lines(config: dict) -> list[str]:
     if not ood.get("available"):
         return lines + [f"No out-of-distribution check: {ood.get('why')}."]
     if "rule" in ood:
-        return lines + [f"Each prediction carries `out_of_domain`, true for {ood['rule']}."]
+        return lines + [f"Each prediction carries `out_of_domain`, true for {ood['rule'] or 'inputs its rules flag'}."]
     rate = ood.get("false_alarm_rate")
     lines.append(f"Each prediction carries `in_distribution`, how typical the input is of the training data "
                  f"(measured by {ood.get('measures')}; higher is more typical), and "

@@ -10,6 +10,9 @@ from dlapps.inference import _row, preprocess_each, stack_inputs
 from dlapps.ood import CALIBRATION_QUANTILE, MAX_HELD_OUT_INPUTS, MAX_TRAINING_INPUTS, InDistribution, blocks_of
 from dlapps.task import Pieces, Task
 
+#: The first training inputs are measured alone first: a model without features is found out at once.
+PROBE = 32
+
 
 def fit(task, predictor, dataset) -> dict:
     """Learn ``task``'s density from ``dataset.train`` and calibrate its threshold on the validation split;
@@ -23,16 +26,24 @@ def fit(task, predictor, dataset) -> dict:
                               {"available": False, "why": task.ood_note or "this task has no out-of-distribution check"})
         return task.config["ood"]
     train = dataset.train.take(_evenly(len(dataset.train), MAX_TRAINING_INPUTS))
-    rows = feature_rows(task, predictor, train.inputs)
-    kept = [i for i, pieces in enumerate(rows) if pieces]
-    measured = [rows[i][0] if len(rows[i]) == 1 else _mean_blocks(rows[i]) for i in kept]
-    groups = task.ood_groups(train)
-    if len(kept) < 2:
-        task.config["ood"] = {"available": False, "why": f"this {type(predictor.model).__name__} model gives no "
-                              "features to measure"}
+    probe = feature_rows(task, predictor, list(train.inputs[:PROBE]))
+    if not any(probe):  # a model of a family without features (a preset), or inputs that cannot be read
+        read = sum(1 for pieces in probe if pieces is not None)
+        task.config["ood"] = {"available": False, "why": (
+            f"this {type(predictor.model).__name__} model gives no features to measure" if read else
+            f"none of the first {len(probe)} training inputs could be read to measure them")}
         return task.config["ood"]
-    density = InDistribution.fit(measured, None if groups is None else np.asarray(groups)[kept])
-    validation = [p for p in feature_rows(task, predictor, _held_out(dataset.validation)) if p]
+    rows = probe + feature_rows(task, predictor, list(train.inputs[PROBE:]))
+    groups = task.ood_groups(train)
+    # Every piece (a long recording's windows) is a sample of the density, as every piece is scored.
+    measured = [(piece, None if groups is None else groups[i]) for i, pieces in enumerate(rows)
+                for piece in pieces or []]
+    if len(measured) < 2:
+        task.config["ood"] = {"available": False, "why": "fewer than 2 training inputs could be measured"}
+        return task.config["ood"]
+    density = InDistribution.fit([piece for piece, _ in measured],
+                                 None if groups is None else np.asarray([group for _, group in measured]))
+    validation = [pieces for pieces in feature_rows(task, predictor, _held_out(dataset.validation)) if pieces]
     if not validation:
         task.config["ood"] = {"available": False, "why": "no validation input could be scored to calibrate the check"}
         return task.config["ood"]
@@ -45,7 +56,7 @@ def fit(task, predictor, dataset) -> dict:
         return [float(np.mean([density.score(piece) for piece in pieces])) for pieces in rows]
 
     calibration = input_scores(validation)
-    test = input_scores([p for p in feature_rows(task, predictor, _held_out(dataset.test)) if p])
+    test = input_scores([pieces for pieces in feature_rows(task, predictor, _held_out(dataset.test)) if pieces])
     threshold = float(np.quantile(calibration, CALIBRATION_QUANTILE))
     task.config["ood"] = {
         "available": True, "measures": task.ood_note, "threshold": round(threshold, 4),
@@ -58,7 +69,7 @@ def fit(task, predictor, dataset) -> dict:
 
 def feature_rows(task, predictor, inputs, batch_size: int = 32) -> list:
     """For each input, the ``blocks_of(task.ood_features(...))`` of each of its pieces (one for an input not
-    split into pieces); an empty list for an input that cannot be read or gives no features."""
+    split into pieces): an empty list when it gives no features, None when it cannot be read."""
     options = predictor.options()
     out = []
     for start in range(0, len(inputs), batch_size):
@@ -73,12 +84,8 @@ def feature_rows(task, predictor, inputs, batch_size: int = 32) -> list:
                 features = task.ood_features(_row(outputs, i))
                 if features is not None:
                     by_input.setdefault(n, []).append(blocks_of(features))
-        out += [by_input.get(n, []) for n in range(len(prepared))]
+        out += [None if isinstance(item, Exception) else by_input.get(n, []) for n, item in enumerate(prepared)]
     return out
-
-
-def _mean_blocks(pieces: list) -> dict:
-    return {name: np.mean([piece[name] for piece in pieces], axis=0) for name in pieces[0]}
 
 
 def _held_out(split) -> list:

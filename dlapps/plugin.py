@@ -26,10 +26,12 @@ from dlapps.inputs import (
     FILE_KINDS,
     DecodedImage,
     check_rows,
+    exif_orientation,
     read_audio,
     read_image,
     report_skipped,
     resize_image,
+    upright_box,
 )
 from dlapps.batch import read_input_file, read_text_lines
 from dlapps.inference import stack_inputs
@@ -47,7 +49,7 @@ __all__ = [
     "AUDIO_SAMPLE_RATE", "AudioOutput", "Baseline", "DataError", "Dataset", "DecodedImage", "DlappsError", "ExportError",
     "ExportGraph", "FILE_KINDS",
     "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Param", "PerModel", "Pieces", "PresetError", "Recipe", "Split", "Task", "TrainingClock", "WarmupCosine",
-    "check_rows", "cv2_resize_graph", "float32_output", "from_preset", "generated_data", "home", "hookimpl", "image_input", "load_preprocessor", "mark_in_distribution", "predict_on_batch",
+    "check_rows", "cv2_resize_graph", "exif_orientation", "upright_box", "float32_output", "from_preset", "generated_data", "home", "hookimpl", "image_input", "load_preprocessor", "mark_in_distribution", "predict_on_batch",
     "metric_label", "model_summary", "ood_notice", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
     "read_class_folders", "read_text_lines", "report_skipped", "resize_image", "resize_image_graph", "save_preprocessor", "split_dataset",
     "split_indices", "stack_inputs", "warmup_cosine_class",

@@ -67,7 +67,13 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
 
     predictor = Predictor(task, model)
     progress("learning what the training data looks like (out-of-distribution check)")
-    report_ood(task, ood_calibration.fit(task, predictor, dataset))
+    try:
+        calibrated = ood_calibration.fit(task, predictor, dataset)
+    except Exception as error:  # noqa: BLE001  (the trained model is kept, without a check)
+        task.feature_density = None
+        calibrated = task.config["ood"] = {"available": False,
+                                           "why": f"it could not be learnt ({type(error).__name__}: {error})"}
+    report_ood(task, calibrated)
     progress("evaluating on the held-out test split")
     metrics = with_baseline_check(task, task.evaluate(predictor, dataset.test))
     training = {
@@ -232,8 +238,9 @@ def evaluate(predictor, data=None) -> dict:
 
 def report_ood(task, calibrated: dict) -> None:
     """One stderr line on the out-of-distribution check just calibrated (``dlapps.ood.fit``)."""
-    if calibrated.get("rule"):
-        print(f"dlapps: {task.name} flags inputs {ood.FLAG_TEXT}: {calibrated['rule']}", file=sys.stderr)
+    if "rule" in calibrated:
+        print(f"dlapps: {task.name} flags inputs {ood.FLAG_TEXT} by its own rules: {calibrated['rule']}",
+              file=sys.stderr)
     elif calibrated.get("available"):
         rate = calibrated.get("false_alarm_rate")
         print(f"dlapps: {task.name} flags inputs {ood.FLAG_TEXT} by {calibrated['measures']}; threshold "

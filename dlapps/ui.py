@@ -123,10 +123,11 @@ def model_summary(predictor) -> str:
     return text
 
 
-#: Example images are shown at least 72 pixels wide, small ones (the 8x8 digits) enlarged with sharp pixels
-#: instead of as a speck; a tab's examples have an ``elem_id`` ending in ``-examples``.
+#: Example images are shown at least 72 pixels wide instead of as a speck (a tab's examples have an ``elem_id``
+#: ending in ``-examples``); the digits' 8x8 examples are enlarged with sharp pixels.
 STUDIO_CSS = """
-[id$="-examples"] img { min-width: 72px; min-height: 72px; object-fit: contain; image-rendering: pixelated; }
+[id$="-examples"] img { min-width: 72px; min-height: 72px; object-fit: contain; }
+#image-classification-examples img { image-rendering: pixelated; }
 """
 
 

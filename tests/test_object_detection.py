@@ -611,3 +611,28 @@ def test_a_click_on_an_example_detects_it_in_the_browser(detection_model):
             assert examples.locator("img").first.bounding_box()["width"] >= 72  # shown enlarged, not as a speck
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_boxes_of_a_photo_stored_on_its_side_turn_with_it(tmp_path, orientation):
+    """dlapps reads a photo upright by its EXIF orientation: a box drawn on the stored picture must cover the
+    same object in the upright one."""
+    from PIL import Image
+
+    from dlapps.inputs import read_image
+    from dlapps_plugins.object_detection.detection_data import Annotated, BoxReport, clean_boxes
+
+    stored = np.zeros((60, 100, 3), np.uint8)
+    stored[10:30, 60:90] = 255  # a white object at x 60-90, y 10-30 of the stored picture
+    picture = Image.fromarray(stored)
+    exif = picture.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    picture.save(path, quality=95, exif=exif)
+    report = BoxReport()
+    turned = clean_boxes(Annotated(str(path), 100, 60, [(60, 10, 90, 30)], ["thing"], [False]), report)
+    shown = read_image(str(path))
+    assert (turned.width, turned.height) == (shown.shape[1], shown.shape[0])
+    x0, y0, x1, y1 = (int(round(v)) for v in turned.boxes[0])
+    assert shown[y0 + 2:y1 - 2, x0 + 2:x1 - 2].min() > 200  # the object is inside the turned box
+    assert report.turned == (orientation != 1)

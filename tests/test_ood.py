@@ -151,3 +151,29 @@ def test_a_task_without_features_says_it_has_no_check():
     assert fit(task, predictor=None, dataset=Dataset(split, split, split)) == {
         "available": False, "why": "it copies its input"}
     assert task.feature_density is None
+
+
+def test_features_of_another_shape_leave_a_prediction_unflagged(capsys):
+    task = _Task(threshold=-3.0)
+    task.name = "toy"
+    result = {"label": "x"}
+    ood.mark(task, result, np.zeros(4))  # the saved check measured 3 values
+    assert result == {"label": "x"}
+    assert "does not fit this model's features" in capsys.readouterr().err
+
+
+def test_a_check_that_cannot_be_learnt_keeps_the_trained_model(tmp_path, monkeypatch, capsys):
+    import dlapps
+    from conftest import TINY_CONFIG
+    from dlapps_plugins.image_classification.image_classifier_task import ImageClassification
+
+    def broken(self, output):
+        raise RuntimeError("features went missing")
+
+    monkeypatch.setattr(ImageClassification, "ood_features", broken)
+    predictor = dlapps.train("image-classification", epochs=1, limit=60, config=TINY_CONFIG, verbose=0,
+                             out=tmp_path / "model")
+    assert predictor.task.config["ood"] == {
+        "available": False, "why": "it could not be learnt (RuntimeError: features went missing)"}
+    assert (tmp_path / "model" / "model.keras").is_file()
+    assert "has no out-of-distribution check: it could not be learnt" in capsys.readouterr().err

@@ -16,6 +16,8 @@ def box_priors(split, num_classes: int) -> list:
     ``[share, x0, y0, x1, y1]``: what the trivial baseline predicts on every image."""
     from PIL import Image
 
+    from dlapps.plugin import exif_orientation
+
     sums, counts = np.zeros((num_classes, 4)), np.zeros(num_classes)
     for path, target in zip(split.inputs, split.targets):
         keep = ~target["crowd"]
@@ -23,6 +25,8 @@ def box_priors(split, num_classes: int) -> list:
             continue
         with Image.open(path) as img:
             width, height = img.size
+        if exif_orientation(path) in (5, 6, 7, 8):  # the boxes are in the pixels of the picture shown upright
+            width, height = height, width
         boxes = target["boxes"][keep] / np.array([width, height, width, height])
         np.add.at(sums, target["labels"][keep], boxes)
         np.add.at(counts, target["labels"][keep], 1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps.plugin import FILE_KINDS, DataError, Dataset, Split, split_indices
+from dlapps.plugin import FILE_KINDS, DataError, Dataset, Split, exif_orientation, split_indices, upright_box
 
 #: User data is split with this seed (plus the training seed), so the test split is never trained on.
 SPLIT_SEED = 1234
@@ -48,6 +48,7 @@ class BoxReport:
 
     clipped: int = 0
     dropped: int = 0
+    turned: int = 0  # images whose EXIF orientation turned them (and their boxes) upright
     examples: list = field(default_factory=list)
 
     def note(self, what: str) -> None:
@@ -55,10 +56,14 @@ class BoxReport:
             self.examples.append(what)
 
     def summary(self) -> str:
-        if not (self.clipped or self.dropped):
-            return ""
-        return (f"{self.clipped} box(es) reaching outside their image were clipped to it and {self.dropped} box(es) "
-                "of zero area (or outside the image) were dropped")
+        parts = []
+        if self.clipped or self.dropped:
+            parts.append(f"{self.clipped} box(es) reaching outside their image were clipped to it and {self.dropped} "
+                         "box(es) of zero area (or outside the image) were dropped")
+        if self.turned:
+            parts.append(f"{self.turned} image(s) stored on their side or mirrored (EXIF orientation) were read upright, "
+                         "their boxes turned with them")
+        return "; ".join(parts)
 
     def print(self, source) -> None:
         if self.summary():
@@ -71,7 +76,9 @@ EDGE_TOLERANCE = 0.01
 
 
 def clean_boxes(image: Annotated, report: BoxReport) -> Annotated:
-    """``image`` with its boxes clipped to the image and those left without area dropped, counted in ``report``."""
+    """``image`` with its boxes clipped to the image and those left without area dropped, counted in ``report``;
+    first turned upright with the picture (``upright``)."""
+    image = upright(image, report)
     boxes, classes, crowd = [], [], []
     for box, name, is_crowd in zip(image.boxes, image.classes, image.crowd):
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -94,6 +101,30 @@ def clean_boxes(image: Annotated, report: BoxReport) -> Annotated:
         classes.append(name)
         crowd.append(bool(is_crowd))
     return Annotated(image.path, image.width, image.height, boxes, classes, crowd)
+
+
+def upright(image: Annotated, report: BoxReport) -> Annotated:
+    """``image`` in the pixels of the picture as shown: dlapps reads a photo upright by its EXIF orientation (as
+    cameras and browsers show it), so boxes drawn on the picture as stored are turned with it. Boxes of a size
+    already turned (the annotation's width and height are those of the upright picture) are kept as they are."""
+    orientation = exif_orientation(image.path)
+    if orientation == 1:
+        return image
+    turned = orientation in (5, 6, 7, 8)
+    if turned and (image.width, image.height) != (image.height, image.width) and \
+            (image.width, image.height) == tuple(reversed(_stored_size(image.path))):
+        return image  # annotated on the upright picture already
+    report.turned += 1
+    boxes = [upright_box(box, orientation, image.width, image.height) for box in image.boxes]
+    width, height = (image.height, image.width) if turned else (image.width, image.height)
+    return Annotated(image.path, width, height, boxes, list(image.classes), list(image.crowd))
+
+
+def _stored_size(path) -> tuple:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size
 
 
 def _rounded(box) -> list:

@@ -30,6 +30,7 @@ class SpeechRecognition(Task):
                 Baseline("wer", "frequent_transcript_wer", "writing the training split's most frequent transcript for "
                          "every recording", higher_is_better=False, kind="trivial"))
     input_field = "audio"
+    ood_by_rule = True  # besides the features: transcripts mostly of words it never heard (_vocabulary_check)
     ood_note = ("the Mahalanobis distances of what the model hears (its mean character probabilities, confidence and "
                 "share of silent frames) and of the sound itself (loudness and how it varies, noisiness, pitch "
                 "of the spectrum) to its training recordings, and transcripts mostly of words it never heard in "
