@@ -207,10 +207,13 @@ def card_lines(config: dict) -> list[str]:
     if "rule" in ood:
         return lines + [f"Each prediction carries `out_of_domain`, true for {ood['rule'] or 'inputs its rules flag'}."]
     rate = ood.get("false_alarm_rate")
-    lines.append(f"Each prediction carries `in_distribution`, how typical the input is of the training data "
+    lines.append(f"Each prediction it scores carries `in_distribution`, how typical the input is of the training data "
                  f"(measured by {ood.get('measures')}; higher is more typical), and "
                  f"`out_of_domain`, true below the threshold {ood['threshold']:.4g}: the score that "
                  f"{ood['quantile']:.0%} of {ood['calibrated_on']} held-out validation inputs fall below.")
+    if ood.get("validation_trained_on"):
+        lines.append("This model was also trained on those validation inputs (the final training of `dlapps tune`), "
+                     "so they look more typical than new data: expect more false alarms than that.")
     if rate is not None:
         lines.append(f"On {ood['checked_on']} held-out test inputs it flags {rate:.1%} (false alarms).")
     return lines

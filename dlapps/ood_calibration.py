@@ -14,11 +14,12 @@ from dlapps.task import Pieces, Task
 PROBE = 32
 
 
-def fit(task, predictor, dataset) -> dict:
+def fit(task, predictor, dataset, validation_held_out: bool = True) -> dict:
     """Learn ``task``'s density from ``dataset.train`` and calibrate its threshold on the validation split;
     returns (and puts into ``task.config["ood"]``) what the model card shows: what the score measures, the
     threshold, the share of test inputs flagged (false alarms). A task without ``ood_features`` gets
-    ``{"available": False, "why": task.ood_note}``."""
+    ``{"available": False, "why": task.ood_note}`` (or its rule, ``ood_by_rule``). ``validation_held_out`` False:
+    the model was trained on the validation split too (``dlapps tune``'s final model), which the card says."""
     task.feature_density = None
     task.config.pop("ood", None)
     if type(task).ood_features is Task.ood_features:  # no features to measure: nothing to run
@@ -64,6 +65,8 @@ def fit(task, predictor, dataset) -> dict:
         "false_alarm_rate": round(float(np.mean(np.asarray(test) < threshold)), 4) if test else None,
         "checked_on": len(test),
     }
+    if not validation_held_out:
+        task.config["ood"]["validation_trained_on"] = True
     return task.config["ood"]
 
 

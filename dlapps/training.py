@@ -68,7 +68,8 @@ def train(task, data=None, *, epochs: int | None = None, seed: int = 0, out=None
     predictor = Predictor(task, model)
     progress("learning what the training data looks like (out-of-distribution check)")
     try:
-        calibrated = ood_calibration.fit(task, predictor, dataset)
+        # A tuned model's final training learns the validation split too: its threshold is then tighter.
+        calibrated = ood_calibration.fit(task, predictor, dataset, validation_held_out=prepare is None)
     except Exception as error:  # noqa: BLE001  (the trained model is kept, without a check)
         task.feature_density = None
         calibrated = task.config["ood"] = {"available": False,

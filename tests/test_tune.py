@@ -167,6 +167,8 @@ def test_a_killed_search_resumes_and_saves_the_best_config_as_a_model(tmp_path, 
     assert "accuracy" in json.loads((model / "metrics.json").read_text())  # measured once, on the test split
     card = (model / "README.md").read_text()
     assert "## Hyperparameter search" in card and "`learning_rate`: float:0.001..0.02:log" in card
+    assert meta["config"]["ood"]["validation_trained_on"] is True  # the final training learnt the validation split
+    assert "also trained on those validation inputs" in card
 
 
 @pytest.mark.slow
