@@ -96,11 +96,26 @@ def tone_sounds(rng, n, rate=16_000):
     return out
 
 
+#: English words the default speech model never heard (it knows the digits and 18 commands).
+UNKNOWN_WORDS = ("banana", "keyboard", "elephant", "purple", "window", "music", "teacher", "yellow", "garden",
+                 "computer", "mountain", "breakfast", "bicycle", "orange", "library", "umbrella", "kitchen", "winter")
+
+
+def unknown_word_speech(rng, n):
+    """Speech of words the model never heard: two to four of ``UNKNOWN_WORDS``, spoken by espeak-ng."""
+    from dlapps_plugins.speech_recognition.espeak_corpus import synthesize
+
+    voices = ("en-us", "en", "en-gb-x-rp")
+    return [synthesize(" ".join(rng.choice(UNKNOWN_WORDS, int(rng.integers(2, 5)))), str(rng.choice(voices)),
+                       int(rng.integers(130, 200)), int(rng.integers(30, 70))) for _ in range(n)]
+
+
 IMAGE_KINDS = {"noise": noise_images, "blank": blank_images, "smooth textures": texture_images,
                "stripes": stripe_images}
 KINDS = {"image-classification": {**IMAGE_KINDS, "detection scenes (another task)": detection_scenes},
          "object-detection": {**IMAGE_KINDS, "handwritten digits (another task)": digit_images},
-         "speech-recognition": {"noise and hum": noise_sounds, "tones and chirps": tone_sounds}}
+         "speech-recognition": {"noise and hum": noise_sounds, "tones and chirps": tone_sounds,
+                                "words it never heard (espeak-ng)": unknown_word_speech}}
 
 
 def flagged_share(predictor, inputs) -> float:
