@@ -131,6 +131,19 @@ STUDIO_CSS = """
 """
 
 
+def studio_blocks(**kwargs):
+    """``gr.Blocks(**kwargs)`` with the studio's CSS. Gradio 6 reads a Blocks' CSS when it launches, and takes it
+    from the constructor (with a warning, silenced here) when ``launch`` is not given one: so the CSS holds
+    however the app is launched (``dlapps demo``, ``demo.launch()`` in apps/, the tests' server)."""
+    import warnings
+
+    import gradio as gr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The parameters have been moved from the Blocks constructor")
+        return gr.Blocks(css=STUDIO_CSS, **kwargs)
+
+
 def ood_notice(result) -> str:
     """Markdown a tab shows under a prediction that is outside what its model knows (``out_of_domain``, see
     ``dlapps.ood``); "" for one within it."""
@@ -293,8 +306,7 @@ def task_blocks(task_name: str, predictor):
     default model, trained in the background if there is none)."""
     import gradio as gr
 
-    with gr.Blocks(title=f"dlapps · {predictor.task.title}", delete_cache=SERVING["delete_cache"],
-                   css=STUDIO_CSS) as demo:
+    with studio_blocks(title=f"dlapps · {predictor.task.title}", delete_cache=SERVING["delete_cache"]) as demo:
         gr.Markdown(f"# {predictor.task.title}")
         task_ui(predictor)
     return demo
@@ -325,7 +337,7 @@ def studio(task_names=None, train_missing: bool = True):
             missing[name] = exc
     training = BackgroundTraining({n: host.task_class(n) for n in missing if train_missing
                                    and isinstance(missing[n], ModelNotFoundError)})
-    with gr.Blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"], css=STUDIO_CSS) as demo:
+    with studio_blocks(title="dlapps studio", delete_cache=serving_options()["delete_cache"]) as demo:
         gr.Markdown("# dlapps studio\nEvery installed task, one tab each.")
         if training.statuses:
             _progress_header(demo, training, len(predictors))

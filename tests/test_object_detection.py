@@ -591,7 +591,7 @@ def test_detections_carry_the_out_of_distribution_score(detection_model):
 
 
 @pytest.mark.browser
-def test_a_click_on_an_example_detects_it_in_the_browser(detection_model):
+def test_a_click_on_an_example_detects_it_in_the_browser(detection_model, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from dlapps.testing import serve
@@ -609,8 +609,17 @@ def test_a_click_on_an_example_detects_it_in_the_browser(detection_model):
                 " return /found/i.test(t) ? t : null; }", timeout=60_000)
             assert "found" in settled.json_value().lower()
             assert examples.locator("img").first.bounding_box()["width"] >= 72  # shown enlarged, not as a speck
+            broken = tmp_path / "broken.png"
+            broken.write_text("this is a text file, not a picture\n")
+            page.locator("#object-detection-input input[type=file]").set_input_files(str(broken))
+            page.locator(".toast-body").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)  # a second toast (Gradio's own) would be up by now
+            toasts = page.locator(".toast-body").all_inner_texts()
         finally:
             browser.close()
+    # One short message, ours: not Gradio's own "Could not preprocess" toast with its temporary upload path.
+    assert len(toasts) == 1 and "expected" in toasts[0] and "broken.png" in toasts[0], toasts
+    assert "Could not preprocess" not in toasts[0] and str(tmp_path) not in toasts[0], toasts
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])

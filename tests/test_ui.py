@@ -124,8 +124,9 @@ def test_a_click_on_an_example_classifies_it_and_the_heatmap_is_an_output(runnin
             heatmap = page.locator("#image-classification-gradcam")
             heatmap.locator("img").wait_for(timeout=30_000)
             assert heatmap.locator("input[type=file]").count() == 0, "an output offers no upload"
-            thumbnail = page.locator("#image-classification-examples img").first.bounding_box()
-            assert thumbnail["width"] >= 72, thumbnail  # an 8x8 digit is shown enlarged, not as a speck
+            first = page.locator("#image-classification-examples img").first
+            assert first.bounding_box()["width"] >= 72, first.bounding_box()  # enlarged, not a speck
+            assert first.evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"  # the studio's CSS
         finally:
             browser.close()
     assert "%" in text
