@@ -94,7 +94,7 @@ def test_a_broken_upload_is_one_short_message_in_the_tab(running_studio, tmp_pat
     capfd.readouterr()
     with studio_page(running_studio, tab) as page:
         if tab == "Image classification":  # an example first: Gradio then rebuilds the input for this session
-            page.locator("#image-classification-examples").get_by_role("row").nth(1).click()
+            page.locator("#image-classification-examples img").first.click()
             page.wait_for_function("() => /%/.test(document.querySelector('#image-classification-label')"
                                    ".innerText)", timeout=30_000)
         page.locator(f"#{field} input[type=file]").set_input_files(str(broken))  # an upload runs the tab
@@ -116,11 +116,16 @@ def test_a_click_on_an_example_classifies_it_and_the_heatmap_is_an_output(runnin
         try:
             page = browser.new_page()
             page.goto(running_studio)
-            page.locator("#image-classification-examples").get_by_role("row").nth(1).click()  # no Classify
+            top_k = page.locator("#image-classification-top-k input[type=number]")
+            top_k.fill("2")
+            top_k.press("Enter")
+            page.locator("#image-classification-examples img").first.click()  # no Classify
             settled = page.wait_for_function(
                 "() => { const t = document.querySelector('#image-classification-label').innerText;"
                 " return /%/.test(t) && !/processing|pending/i.test(t) ? t : null; }", timeout=30_000)
             text = settled.json_value()
+            assert top_k.input_value() == "2"  # the example kept the top-k as set...
+            assert sum(line.strip().endswith("%") for line in text.splitlines()) == 2, text  # ...and used it
             heatmap = page.locator("#image-classification-gradcam")
             heatmap.locator("img").wait_for(timeout=30_000)
             assert heatmap.locator("input[type=file]").count() == 0, "an output offers no upload"

@@ -38,10 +38,13 @@ def build_ui(task, predictor) -> None:
             heatmap = gr.Image(label="Grad-CAM: where the model looked", interactive=False,
                                elem_id="image-classification-gradcam")
     examples = predictor.examples()
-    if examples:  # a click on one classifies it, with the default top-k
-        gr.Examples([[example, predictor.options()["top_k"]] for example in examples], inputs=[image, top_k],
-                    outputs=[label, heatmap, notice], fn=classify, run_on_click=True, cache_examples=False,
-                    label="Examples (held-out test images): click one to classify it", api_name=False,
+    if examples:  # a click on one puts it in the image, which classifies it with the top-k as set (image.change)
+        gr.Examples(examples, inputs=image, label="Examples (held-out test images): click one to classify it",
                     elem_id="image-classification-examples")
+
+    def classify_if_any(image, top_k):
+        return classify(image, top_k) if image is not None else (gr.update(),) * 3
+
     button.click(classify, [image, top_k], [label, heatmap, notice], api_name="classify")
-    image.upload(classify, [image, top_k], [label, heatmap, notice], api_name=False)
+    # An upload, a paste and an example all change the image: each is classified at once (a cleared one is not).
+    image.change(classify_if_any, [image, top_k], [label, heatmap, notice], api_name=False)
