@@ -32,10 +32,10 @@ class ObjectDetection(Task):
     training_seconds = 720  # the default model on 2 CPU cores (benchmarks/)
     pad_values = {"boxes": -1, "labels": -1}
     monitor = "val_loss"
-    #: mAP@.5 must be more than twice that of a detector that puts each class's mean training box on every image,
-    #: and 0.05 more: on a user's data, where objects are anywhere, the mean box scores about 0.
     ood_note = ("the Mahalanobis distances of the detector's feature pyramid, averaged over the image, and of the "
                 "image's pixel statistics (colour, contrast, grain, smoothness) to the training images'")
+    #: mAP@.5 must be more than twice that of a detector that puts each class's mean training box on every image,
+    #: and 0.05 more: on a user's data, where objects are anywhere, the mean box scores about 0.
     baseline = Baseline("map_50", "baseline_map_50", "the trivial detector (each class's mean training box on "
                         "every image)", margin=1.0, floor=0.05)
     predict_options = {
@@ -216,11 +216,14 @@ class ObjectDetection(Task):
         found = dict(zip(("boxes", "scores", "classes", "count"),
                          select(boxes, scores, options["conf"], options["iou"], options["max_detections"],
                                 self._class_mask(options["classes"]))))
-        if not features:
-            return found
+        return {**found, **self.feature_outputs(features[0], batch)} if features else found
+
+    def feature_outputs(self, pooled, images) -> dict:
+        """What ``ood_features`` reads, per image of the batch ``images``: the candidate function's ``pooled``
+        pyramid and the images' pixel statistics."""
         from dlapps_plugins.object_detection.detection_images import pixel_statistics
 
-        return {**found, "features": np.asarray(features[0]), "pixels": pixel_statistics(batch)}
+        return {"features": np.asarray(pooled), "pixels": pixel_statistics(images)}
 
     def _candidates(self, model):
         """The model's compiled candidate function (made once per model): boxes, scores and, where the model

@@ -213,10 +213,8 @@ def run_model(task, predictor, picture, options) -> dict:
     boxes, scores, *features = task._candidates(predictor.model)(square[None])
     typical: dict = {}  # in_distribution and out_of_domain, as a prediction carries them
     if features:
-        from dlapps_plugins.object_detection.detection_images import pixel_statistics
-
-        mark_in_distribution(task, typical, {"features": np.asarray(features[0])[0],
-                                             "pixels": pixel_statistics(square[None])[0]})
+        mark_in_distribution(task, typical, {key: value[0] for key, value in
+                                             task.feature_outputs(features[0], square[None]).items()})
     return {"image": np.asarray(rgb), "boxes": np.asarray(boxes), "scores": np.asarray(scores),
             "context": {k: v for k, v in context.items() if k != "image"}, "ood": typical}
 
