@@ -183,9 +183,14 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("task")
     p.set_defaults(handler=cmd_data)
 
-    p = sub.add_parser("new-plugin", help="write a ready plugin package with a task and its tests")
+    from dlapps.scaffold import KINDS
+
+    p = sub.add_parser("new-plugin", help="write a ready plugin package with a task of a kind and its tests")
     p.add_argument("name", help="the task name, e.g. sentiment or my-task")
     p.add_argument("--dir", default=".", help="where to create the package folder (default: here)")
+    p.add_argument("--kind", default="text-labels", choices=list(KINDS),
+                   help="what the task takes and gives: " + "; ".join(f"{k}: {v['what']}" for k, v in KINDS.items())
+                   + " (default: text-labels)")
     p.set_defaults(handler=cmd_new_plugin)
     return parser
 
@@ -416,10 +421,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_new_plugin(args) -> int:
-    from dlapps.scaffold import new_plugin
+    from dlapps.scaffold import KINDS, new_plugin
 
-    folder = new_plugin(args.name, args.dir)
-    print(f"Wrote plugin package {folder}")
+    folder = new_plugin(args.name, args.dir, kind=args.kind)
+    print(f"Wrote plugin package {folder} ({args.kind}: {KINDS[args.kind]['what']})")
     print(f"Install it with:  pip install -e {folder}")
     print(f"Then:             dlapps plugins && python -m pytest {folder}")
     return 0

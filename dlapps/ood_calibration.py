@@ -24,7 +24,7 @@ def fit(task, predictor, dataset, validation_held_out: bool = True) -> dict:
     task.config.pop("ood", None)
     if type(task).ood_features is Task.ood_features:  # no features to measure: nothing to run
         task.config["ood"] = ({"available": True, "rule": task.ood_note} if task.ood_by_rule else
-                              {"available": False, "why": task.ood_note or "this task has no out-of-distribution check"})
+                              {"available": False, "why": task.ood_note or "the task gives no features to measure (Task.ood_features)"})
         return task.config["ood"]
     train = dataset.train.take(_evenly(len(dataset.train), MAX_TRAINING_INPUTS))
     probe = feature_rows(task, predictor, list(train.inputs[:PROBE]))

@@ -35,6 +35,7 @@ from dlapps.inputs import (
 )
 from dlapps.batch import read_input_file, read_text_lines
 from dlapps.inference import stack_inputs
+from dlapps.label_outputs import LinearBaseline, classification_report, format_report, label_result
 from dlapps.layers import float32_output, predict_on_batch
 from dlapps.ood import mark as mark_in_distribution
 from dlapps.options import Option, Param
@@ -48,7 +49,7 @@ from dlapps.ui import image_input, model_summary, ood_notice, option_control, ra
 __all__ = [
     "AUDIO_SAMPLE_RATE", "AudioOutput", "Baseline", "DataError", "Dataset", "DecodedImage", "DlappsError", "ExportError",
     "ExportGraph", "FILE_KINDS",
-    "FileOutput", "ImageOutput", "InvalidInputError", "Option", "Param", "PerModel", "Pieces", "PresetError", "Recipe", "Split", "Task", "TrainingClock", "WarmupCosine",
+    "FileOutput", "ImageOutput", "LinearBaseline", "classification_report", "format_report", "label_result", "InvalidInputError", "Option", "Param", "PerModel", "Pieces", "PresetError", "Recipe", "Split", "Task", "TrainingClock", "WarmupCosine",
     "check_rows", "cv2_resize_graph", "exif_orientation", "upright_box", "float32_output", "from_preset", "generated_data", "home", "hookimpl", "image_input", "load_preprocessor", "mark_in_distribution", "predict_on_batch",
     "metric_label", "model_summary", "ood_notice", "option_control", "raise_for_ui", "read_audio", "read_image", "read_input_file",
     "read_class_folders", "read_text_lines", "report_skipped", "resize_image", "resize_image_graph", "save_preprocessor", "split_dataset",

@@ -1,4 +1,5 @@
-"""``dlapps new-plugin``: write a ready plugin package from the templates in templates/plugin."""
+"""``dlapps new-plugin NAME --kind KIND``: write a ready plugin package of a kind (``KINDS``) from the templates in
+templates/plugin."""
 
 from __future__ import annotations
 
@@ -9,9 +10,27 @@ from dlapps.errors import DlappsError
 
 TEMPLATES = Path(__file__).parent / "templates" / "plugin"
 
+#: The kinds of plugin ``dlapps new-plugin --kind`` writes: what each is, and what its README and tests fill in.
+KINDS = {
+    "text-labels": dict(
+        what="a text in, one of its labels with a score out",
+        default_data="phrases", user_data="reviews.csv",
+        user_data_what="a CSV, TSV or JSONL file with `text` and `label` fields",
+        example_input='"the food was good and lovely"',
+        bad_inputs='(123, InvalidInputError), ("", InvalidInputError)'),
+    "image-labels": dict(
+        what="an image in, one of its labels with a score out",
+        default_data="pictures", user_data="photos/", user_data_what="a folder with one subfolder of images per class",
+        example_input="photo.jpg",
+        bad_inputs='("no-such-picture.png", InvalidInputError), ("", InvalidInputError)'),
+}
 
-def new_plugin(name: str, directory=".") -> Path:
-    """Create ``DIRECTORY/dlapps-NAME``: pyproject.toml with the entry point, the task, its tests."""
+
+def new_plugin(name: str, directory=".", kind: str = "text-labels") -> Path:
+    """Create ``DIRECTORY/dlapps-NAME``: pyproject.toml with the entry point, a task of ``kind`` (``KINDS``) named
+    after NAME, its tests."""
+    if kind not in KINDS:
+        raise DlappsError(f"expected a plugin kind, one of {', '.join(KINDS)}, received {kind!r}")
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
         raise DlappsError(
             f"expected a task name of lower-case letters, digits and dashes, like 'sentiment' or "
@@ -25,6 +44,8 @@ def new_plugin(name: str, directory=".") -> Path:
         "module": module,
         "cls": "".join(w.capitalize() for w in words) + "Task",
         "title": " ".join(words).capitalize(),
+        "kind": kind,
+        **{key: value for key, value in KINDS[kind].items() if key != "what"},
     }
     folder = Path(directory).expanduser() / values["dist"]
     if folder.exists():
@@ -32,7 +53,7 @@ def new_plugin(name: str, directory=".") -> Path:
     targets = {
         "pyproject.toml.tmpl": "pyproject.toml",
         "README.md.tmpl": "README.md",
-        "__init__.py.tmpl": f"{module}/__init__.py",
+        f"kinds/{kind}.py.tmpl": f"{module}/__init__.py",
         "tests/test_plugin.py.tmpl": f"tests/test_{module}.py",
     }
     for template, target in targets.items():

@@ -29,6 +29,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from dlapps.data import Dataset, Split
 from dlapps.errors import MissingMethodError, PresetError
 from dlapps.inputs import FILE_KINDS  # noqa: F401  (re-exported: the input kinds read from files)
@@ -180,12 +182,37 @@ class Task:
     #: The ``dlapps.ood.InDistribution`` learnt from the training split's ``ood_features`` after training (the
     #: core sets, saves and loads it); None: no feature check.
     feature_density = None
+    #: A text-labels task's classical baseline (``label_outputs.TextBaseline``), which the default ``plan`` fits
+    #: and the default ``save_state`` / ``load_state`` keep.
+    _text_baseline = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         below_task = cls.__mro__[:cls.__mro__.index(Task)] if Task in cls.__mro__ else cls.__mro__
-        if not any("input_field" in vars(klass) for klass in below_task):  # not set by the plugin: by kind
-            cls.input_field = "text" if cls.input_kind == "text" else "input"
+
+        def declared(member: str) -> bool:
+            return any(member in vars(klass) for klass in below_task)
+
+        # Defaults by kind, for what the plugin does not declare itself (``_by_kind`` names them):
+        by_kind = {}
+        if not declared("input_field"):
+            by_kind["input_field"] = "text" if cls.input_kind == "text" else "input"
+        if cls.output_kind == "labels":  # a labels task that keeps the kind's postprocess / evaluate
+            from dlapps.label_outputs import TextBaseline
+
+            if not declared("postprocess") and not declared("predict_options"):
+                by_kind["predict_options"] = {"top_k": Option(
+                    int, 3, "how many labels to return", min=1,
+                    max=lambda config: max(1, len(config.get("labels") or [])))}
+            if not declared("evaluate") and not declared("baseline"):
+                by_kind["baseline"] = (Baseline("accuracy", "majority_accuracy",
+                                                "always predicting the most frequent class"),)
+                if cls.input_kind == "text":
+                    by_kind["baseline"] += (Baseline("accuracy", "classical_accuracy", TextBaseline.WHAT,
+                                                     margin=0.0, kind="classical"),)
+        for member, value in by_kind.items():
+            setattr(cls, member, value)
+        cls._by_kind = frozenset(by_kind)
 
     def __init__(self, config: dict | None = None):
         self.config = copy.deepcopy(self.default_config)
@@ -203,11 +230,25 @@ class Task:
         raise self._missing("default_data(self, seed=0) -> Dataset", "it has no default data; train it with --data")
 
     def load_data(self, path: str, seed: int = 0) -> Dataset:
-        """User data in the field's standard on-disk format."""
+        """User data in the field's standard on-disk format. A labels task reads, unless it says otherwise, a
+        CSV / TSV / JSONL file of ``text`` and ``label`` fields (text input) or a folder with one subfolder of
+        images per class (image input), split by class (``dlapps.label_outputs``)."""
+        from dlapps import label_outputs
+
+        if self.output_kind == "labels" and self.input_kind == "text":
+            return label_outputs.labelled_texts_dataset(path, seed=seed)
+        if self.output_kind == "labels" and self.input_kind == "image":
+            return label_outputs.class_folders_dataset(path, seed=seed)
         raise self._missing("load_data(self, path, seed=0) -> Dataset", f"it cannot read user data ({path!r})")
 
     def load_eval_data(self, path: str) -> Split:
-        """A whole folder or file of labelled data, used as one test split by ``dlapps eval --data``."""
+        """A whole folder or file of labelled data, used as one test split by ``dlapps eval --data`` (the
+        default: the test split of ``load_data``; all of it for a labels task that reads data by its kind)."""
+        from dlapps import label_outputs
+
+        if self.output_kind == "labels" and self.input_kind in ("text", "image") and \
+                type(self).load_data is Task.load_data:
+            return label_outputs.labelled_split(path, self.input_kind, self.labels())
         return self.load_data(path).test
 
     def make_dataset(self, split: Split, training: bool, batch_size: int, seed: int = 0):
@@ -271,7 +312,17 @@ class Task:
         ``recipe.note(text)`` for facts the choice followed. The core then plans the batch size, steps, epochs,
         patience and warm-up (``dlapps.recipes.plan_training``); a value the user set (``--set``) or the
         dataset declares is kept whatever ``choose`` is told. Called after ``adapt``. The default chooses
-        nothing."""
+        nothing; for a text-labels task it fits the classical baseline (``TextBaseline``) on the training split
+        (call ``super().plan(dataset, recipe)`` in your own to keep it)."""
+        from dlapps.label_outputs import TextBaseline
+
+        targets = dataset.train.targets
+        if self.output_kind == "labels" and self.input_kind == "text" and self.config.get("labels") and \
+                targets is not None and len(targets) and all(isinstance(t, (int, np.integer)) for t in targets):
+            self._text_baseline = TextBaseline.fit(dataset.train.inputs, [int(t) for t in targets],
+                                                   len(self.config["labels"]))
+            if self._text_baseline is not None:
+                recipe.note(f"the classical baseline to beat: {TextBaseline.WHAT}")
 
     def load_preset(self, preset: str, config: dict):
         """A model that starts from a pretrained preset (a name or a local directory)."""
@@ -298,10 +349,17 @@ class Task:
     def save_state(self, folder) -> None:
         """Write the state prediction needs besides the model (tokenizer, vocabulary) into ``folder``.
 
-        Called once when a model is saved, after ``model.keras`` is written."""
+        Called once when a model is saved, after ``model.keras`` is written. The default writes a text-labels
+        task's classical baseline."""
+        if self._text_baseline is not None:
+            self._text_baseline.save(folder)
 
     def load_state(self, folder) -> None:
         """Read what ``save_state`` wrote. Called once when a model is loaded, before the Keras model."""
+        if self.output_kind == "labels" and self.input_kind == "text":
+            from dlapps.label_outputs import TextBaseline
+
+            self._text_baseline = TextBaseline.load(folder)
 
     def custom_objects(self) -> dict:
         """Registered Keras classes the saved model needs; import their modules here."""
@@ -365,7 +423,12 @@ class Task:
 
     def postprocess(self, output, context, options: dict):
         """One model output (no batch axis) and its input's context -> a result: plain JSON-able data,
-        with ``ImageOutput`` / ``AudioOutput`` / ``FileOutput`` values for files."""
+        with ``ImageOutput`` / ``AudioOutput`` / ``FileOutput`` values for files. A labels task whose model gives
+        class probabilities gets ``{"label", "score", "top_k"}`` (``label_outputs.label_result``)."""
+        if self.output_kind == "labels":
+            from dlapps.label_outputs import label_result
+
+            return label_result(output, self.labels(), options.get("top_k", 1))
         raise self._missing("postprocess(self, output, context, options) -> dict", "it cannot predict")
 
     def combine(self, results: list, context, options: dict):
@@ -401,13 +464,23 @@ class Task:
         return ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (list, dict)))
 
     def evaluate(self, predictor, split: Split) -> dict:
-        """The field's standard metrics on ``split``, as plain data."""
+        """The field's standard metrics on ``split``, as plain data. A labels task gets accuracy, macro-F1,
+        per-class scores and the confusion matrix beside the majority class and, for text, the classical
+        baseline (``label_outputs.classification_report``)."""
+        if self.output_kind == "labels":
+            from dlapps.label_outputs import classification_report
+
+            return classification_report(predictor, split, self.labels(), classical=self._text_baseline)
         raise self._missing("evaluate(self, predictor, split) -> dict", "it cannot be evaluated")
 
     def format_metrics(self, metrics: dict) -> str:
-        """How ``dlapps eval`` prints the metrics."""
+        """How ``dlapps eval`` prints the metrics (a labels task's: a report with the confusion matrix)."""
         import json
 
+        if self.output_kind == "labels" and "confusion_matrix" in metrics:
+            from dlapps.label_outputs import TextBaseline, format_report
+
+            return format_report(metrics, TextBaseline.WHAT)
         return json.dumps(metrics, indent=2)
 
     #: Other file formats a batch run's results can be written in (``dlapps predict --format NAME``), each with

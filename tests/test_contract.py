@@ -272,7 +272,7 @@ def test_defaults_by_kind_and_one_line_errors_for_what_a_plugin_leaves_out(tmp_p
     """A text task reads the ``text`` field of an input list unless it names another; a label with a score
     reads ``7 (98.2%)``; a method the plugin did not write is a one-line error that names it."""
     from dlapps.batch import read_input_file
-    from dlapps.errors import DlappsError, MissingMethodError
+    from dlapps.errors import DataError, DlappsError, MissingMethodError
     from dlapps.plugin import Task
 
     class Mood(Task):
@@ -297,13 +297,19 @@ def test_defaults_by_kind_and_one_line_errors_for_what_a_plugin_leaves_out(tmp_p
     assert Mood().summarize({"label": "7", "score": 0.98213, "top_k": []}) == "7 (98.2%)"
     assert Mood().summarize({"text": "hi", "words": 1}) == "text=hi, words=1"
 
-    with pytest.raises(MissingMethodError, match=r"task 'mood' \(.*Mood\) does not implement load_data\(self, path, "
+    class Echo(Task):  # text out: no kind gives it data or an evaluation
+        name = "echo"
+        output_kind = "text"
+
+    with pytest.raises(MissingMethodError, match=r"task 'echo' \(.*Echo\) does not implement load_data\(self, path, "
                                                  r"seed=0\) -> Dataset, so it cannot read user data \('my.csv'\)"):
-        Mood().load_data("my.csv")
+        Echo().load_data("my.csv")
     with pytest.raises(DlappsError, match="does not implement default_data"):  # the CLI prints it as one line
         dlapps.train(Mood(), out=tmp_path / "m", verbose=0)
     with pytest.raises(NotImplementedError):  # code that asks "is it implemented?" still can
-        Mood().evaluate(None, None)
+        Echo().evaluate(None, None)
+    with pytest.raises(DataError, match="expected a CSV, TSV or JSONL file of labelled texts"):  # labels: by kind
+        Mood().load_data(str(tmp_path / "my.csv"))
 
 
 def test_baseline_messages_and_training_lines_use_the_task_s_metric_names():

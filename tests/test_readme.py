@@ -27,3 +27,21 @@ def test_the_worked_plugin_example_passes_the_harness(tmp_path, monkeypatch):
     result = predictor.predict("the lamp is lovely and blue", chart=True, top_k=1)
     assert result["unknown_words"] == ["blue"] and len(result["top_k"]) == 1
     assert result["chart"].shape == (32, 32, 3)
+
+
+def test_the_worked_example_reads_its_own_csv_and_says_what_is_wrong(tmp_path, capsys):
+    import pytest
+
+    from dlapps.plugin import DataError
+
+    module = types.ModuleType("readme_sentiment_data")
+    exec(compile(plugin_example(), "README.md", "exec"), module.__dict__)
+    rows = ["review,mood"] + [f"the lamp is {word},{mood}" for word, mood in
+                              [("great", "positive"), ("awful", "negative")] * 10] + ["the chair,happy"]
+    (tmp_path / "moods.csv").write_text("\n".join(rows) + "\n")
+    data = module.Sentiment().load_data(str(tmp_path / "moods.csv"))
+    assert len(data.train) + len(data.validation) + len(data.test) == 20
+    assert sorted(set(data.test.targets.tolist())) == [0, 1]
+    assert "moods.csv:22: expected a review and a mood" in capsys.readouterr().err
+    with pytest.raises(DataError, match="expected a CSV file of reviews and moods, received"):
+        module.Sentiment().load_data(str(tmp_path / "missing.csv"))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlapps.plugin import LinearBaseline
+
 FILE = "classical_baseline.npz"
 #: The images are compared at this size: gradient histograms of 8 x 8 cells, 9 orientations.
 SIZE = 32
@@ -37,43 +39,28 @@ def features(images) -> np.ndarray:
 
 
 class ClassicalBaseline:
-    """A fitted linear classifier: standardized features -> class scores."""
+    """The core's ``LinearBaseline`` (standardized feature rows -> class scores) on ``features`` of images."""
 
-    def __init__(self, mean, scale, coef, intercept):
-        self.mean, self.scale = np.asarray(mean), np.asarray(scale)
-        self.coef, self.intercept = np.asarray(coef), np.asarray(intercept)
+    def __init__(self, linear: LinearBaseline):
+        self.linear = linear
 
     @classmethod
     def fit(cls, images, labels, classes: int, seed: int = 0) -> "ClassicalBaseline":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.preprocessing import StandardScaler
+        return cls(LinearBaseline.fit(features(images), labels, classes, c=0.1, seed=seed))
 
-        x, y = features(images), np.asarray(labels)
-        scaler = StandardScaler().fit(x)
-        model = LogisticRegression(C=0.1, max_iter=3000, random_state=seed).fit(scaler.transform(x), y)
-        coef = np.zeros((classes, x.shape[1]), np.float32)
-        intercept = np.full(classes, -1e9, np.float32)  # a class absent from the sample is never predicted
-        if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes
-            coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
-            coef[model.classes_[0]], intercept[model.classes_[0]] = 0.0, 0.0
-        else:
-            coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
-        return cls(scaler.mean_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0), coef, intercept)
+    def predict(self, inputs) -> np.ndarray:
+        """The class index of each input (an image file or array, as a split holds it)."""
+        from dlapps.plugin import read_image
 
-    def predict(self, images) -> np.ndarray:
-        x = (features(images) - self.mean) / self.scale
-        return np.argmax(x @ self.coef.T + self.intercept, axis=1)
+        return self.linear.predict_features(features([read_image(x) for x in inputs]))
 
     def save(self, folder) -> None:
-        np.savez(Path(folder) / FILE, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept)
+        self.linear.save(Path(folder) / FILE)
 
     @classmethod
     def load(cls, folder) -> "ClassicalBaseline | None":
-        path = Path(folder) / FILE
-        if not path.is_file():
-            return None  # a model saved before it existed
-        with np.load(path, allow_pickle=False) as saved:
-            return cls(saved["mean"], saved["scale"], saved["coef"], saved["intercept"])
+        linear = LinearBaseline.load(Path(folder) / FILE)
+        return None if linear is None else cls(linear)
 
 
 def fit_on_split(split, classes: int, seed: int = 0, decoded: dict | None = None) -> ClassicalBaseline | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlapps.plugin import Baseline, Option, Param, PerModel, Task, predict_on_batch, read_image, resize_image
+from dlapps.plugin import (Baseline, Option, Param, PerModel, Task, classification_report, format_report,
+                           predict_on_batch, read_image, resize_image)
 
 #: Each model with its pooled features as a second output (for the out-of-distribution check), built once.
 _WITH_FEATURES = PerModel()
@@ -141,25 +142,14 @@ class ImageClassification(Task):
     def ood_features(self, output):
         return output.get("features") if isinstance(output, dict) else None
 
-    def postprocess(self, output, context, options):
-        labels = self.labels()
-        probabilities = np.asarray(output["probabilities"] if isinstance(output, dict) else output, dtype=np.float64)
-        order = np.argsort(-probabilities)[: options["top_k"]]
-        top = [{"label": labels[i], "score": float(probabilities[i])} for i in order]
-        return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
-
     def summarize(self, result):
         return ", ".join(f"{t['label']} ({t['score']:.1%})" for t in result["top_k"][:3])
 
     def evaluate(self, predictor, split):
-        from dlapps_plugins.image_classification.classification_metrics import classification_report
-
         return classification_report(predictor, split, self.labels(), classical=self.classical)
 
     def format_metrics(self, metrics):
-        from dlapps_plugins.image_classification.classification_metrics import format_report
-
-        return format_report(metrics)
+        return format_report(metrics, "logistic regression on gradient and colour histograms")
 
     # -- UI ----------------------------------------------------------------
     def ui(self, predictor):
