@@ -99,8 +99,11 @@ def _answer_checks(image, scene, recording, user, digits_model, translation_mode
     def transcribe(answer):
         text, _, words, characters, _ = answer
         assert text == heard["text"], (text, heard)
-        assert [row[0] for row in words["data"]] == [w["word"] for w in heard["words"]], (words, heard)
-        assert len(characters["data"]) == len(heard["characters"])
+        # The words and the characters, each with its times and confidence: the tables of this recording.
+        assert words["data"] == [[w["word"], w["start"], w["end"], w["confidence"]] for w in heard["words"]], (
+            words, heard)
+        assert characters["data"] == [[c["char"], c["start"], c["end"], c["confidence"]]
+                                      for c in heard["characters"]], (characters, heard)
 
     def detect(answer):
         _, table, status = answer

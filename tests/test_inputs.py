@@ -141,8 +141,10 @@ def test_huge_image_is_decoded_reduced_so_memory_stays_bounded(tmp_path):
     cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 50])
     del big
     image = read_image(path)
-    assert max(image.shape[:2]) <= 2000  # decoded at 1/4 or 1/8 scale, not 8000x8000
-    assert abs(int(image.mean()) - 200) <= 3
+    # Decoded at 1/4 scale (the largest reduction whose long side is still at least 1024), not 8000x8000, with
+    # the size of the file as written; every pixel is the grey written, within JPEG's rounding.
+    assert image.shape == (2000, 2000, 3) and image.original_size == (8000, 8000) and image.scale == 0.25
+    assert np.abs(image.astype(int) - 200).max() <= 3
 
 
 def test_too_many_pixels_is_refused_before_decoding(tmp_path):
@@ -225,6 +227,15 @@ def test_audio_files_of_any_format_rate_depth_and_channels_become_16k_mono(tmp_p
     assert abs(_peak_hz(waveform) - 440) <= 2, "the pitch survives resampling"
     expected = 0.375 if channels == 2 else 0.5  # stereo is mixed to the mean of its channels
     assert abs(np.abs(waveform[1000:-1000]).max() - expected) < 0.03
+    # Sample by sample, the waveform is the sine that was written, as sampled at 16 kHz (same phase, same
+    # amplitude; stereo mixed to the mean of its channels): within the file's quantization error (as the
+    # interpolating filter spreads it) plus the filter's ripple, away from the first and last 200 samples where
+    # the filter ramps in and out. Vorbis is lossy: within its coding error.
+    sine = (expected / 0.5) * _tone(16_000)
+    step = {"PCM_U8": 2 / 2 ** 8, "PCM_16": 2 / 2 ** 16}.get(subtype, 0.0)
+    tolerance = 0.03 if subtype == "VORBIS" else 1.5 * step + 1e-3
+    inner = slice(200, 16_000 - 200)
+    np.testing.assert_allclose(waveform[inner], sine[inner], rtol=0, atol=tolerance)
     assert np.array_equal(read_audio(path.read_bytes()), waveform), "bytes decode like the file"
 
 
@@ -237,6 +248,9 @@ def test_waveforms_come_with_their_sample_rate_in_every_usual_form():
                 (48_000, np.stack([as_int16, as_int16])), (np.float64(48_000), tone.astype(np.float64))]:
         waveform = read_audio(raw)
         assert len(waveform) == 16_000 and abs(np.abs(waveform[1000:-1000]).max() - 0.5) < 0.02, raw[0]
+        # The 48 kHz sine, resampled to 16 kHz: the same sine sampled at 16 kHz (int16 within its step).
+        np.testing.assert_allclose(waveform[200:-200], _tone(16_000)[200:-200], rtol=0, atol=1e-3,
+                                   err_msg=str(type(raw)))
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -312,3 +326,20 @@ def test_exif_orientation_is_applied_as_cameras_show_it(tmp_path, orientation, l
         shown = cv2.resize(shown, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
     assert image.shape == shown.shape
     assert np.abs(image.astype(int) - shown.astype(int)).mean() < 6
+    # The colours written, where the orientation puts them (worked out here from the stored array, not by
+    # PIL): every pixel at least 4 pixels from a colour edge is within JPEG's error of its block's colour.
+    turn = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
+            7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: a.transpose(1, 0, 2)[::-1]}[orientation]
+    upright = turn(stored)
+    step = 2 if large else 1  # 2400 pixels wide: decoded at half size (its long side still at least 1024)
+    assert upright.shape == (image.shape[0] * step, image.shape[1] * step, 3)
+    colours = upright[step // 2::step, step // 2::step].astype(int)
+    margin, (rows, columns) = 4, colours.shape[:2]
+    padded = np.pad(colours, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
+    inside = np.ones((rows, columns), bool)
+    for dy in range(2 * margin + 1):
+        for dx in range(2 * margin + 1):
+            inside &= (padded[dy:dy + rows, dx:dx + columns] == colours).all(-1)
+    assert inside.mean() > 0.7, "most of the picture is away from an edge"
+    assert np.abs(image.astype(int) - colours)[inside].max() <= 8, orientation

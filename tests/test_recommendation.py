@@ -254,10 +254,12 @@ def test_evaluation_reports_the_model_and_the_popularity_baseline_by_the_same_co
             found[name]["ndcg_at_10"].append(sum(1 / np.log2(rank + 2) for rank in range(10) if hits[rank]) / ideal)
             found[name]["mrr"].append(1 / (hits.index(True) + 1) if True in hits else 0.0)
     for name, prefix in (("model", ""), ("popularity", "popularity_")):
-        for key, values in found[name].items():
-            assert metrics[prefix + key] == pytest.approx(np.mean(values), abs=1e-3), (prefix + key, np.mean(values))
-    assert metrics["recall_at_10_vs_popularity"] == pytest.approx(
-        metrics["recall_at_10"] / metrics["popularity_recall_at_10"], abs=0.01)
+        for key, values in found[name].items():  # rounded to 4 places (and summed in float32)
+            assert metrics[prefix + key] == pytest.approx(np.mean(values), abs=1e-4), (prefix + key, np.mean(values))
+    assert metrics["popularity_recall_at_10"] > 0, "the most popular movies are some test users' next ones"
+    # The ratio is of the two reported figures, to 2 places.
+    assert metrics["recall_at_10_vs_popularity"] == round(
+        metrics["recall_at_10"] / metrics["popularity_recall_at_10"], 2)
     assert metrics["users_evaluated"] == len(data.test)
 
 

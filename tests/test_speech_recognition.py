@@ -265,7 +265,17 @@ def test_cli_predict_streams_files_and_folders_resumes_and_records_bad_files(spe
     assert len(records) == 6
     errors = {r["input"].rsplit("/", 1)[-1]: r["error"] for r in records if "error" in r}
     assert set(errors) == {"zero.wav", "readme.ogg"} and "empty (0 bytes)" in errors["zero.wav"]
-    assert all(isinstance(r["text"], str) and isinstance(r["characters"], list) for r in records if "error" not in r)
+    # Each file's record is what the model hears in that file, asked alone with the same options: the same
+    # transcript, words and characters at the same times (confidences, rounded to 4 places, within rounding
+    # of the batch's arithmetic).
+    for record in (r for r in records if "error" not in r):
+        alone = speech_model.predict(record["input"], beam_width=4, characters=True)
+        assert set(record) == {*alone, "input"} and record["text"] == alone["text"], (record, alone)
+        for key, name in (("words", "word"), ("characters", "char")):
+            assert [(x[name], x["start"], x["end"]) for x in record[key]] == [
+                (x[name], x["start"], x["end"]) for x in alone[key]], (key, record, alone)
+            assert [x["confidence"] for x in record[key]] == pytest.approx(
+                [x["confidence"] for x in alone[key]], abs=2e-4), (key, record, alone)
     assert main(["predict", "speech-recognition", str(single), str(folder), "--output", str(out), "--model", model,
                  "--no-progress"]) == 0
     assert "6 already done" in capsys.readouterr().err
@@ -310,7 +320,11 @@ def test_speech_tab_through_the_gradio_client(speech_model, speech_corpus):
     assert text == expected["text"]
     assert ("outside what this model knows" in notes) == expected["out_of_domain"], (notes, expected)
     assert image and len(words["data"]) == len(text.split()) == len(expected["words"])
-    assert len(characters["data"]) == len(expected["characters"])
+    # The tables are predict's words and characters, each with its times and confidence, in order.
+    assert words["data"] == [[w["word"], w["start"], w["end"], w["confidence"]] for w in expected["words"]]
+    assert characters["data"] == [[c["char"], c["start"], c["end"], c["confidence"]]
+                                  for c in expected["characters"]]
+    assert "".join(row[0] for row in characters["data"]) == text, "the characters spell the transcript"
 
 
 def test_speech_metrics_count_errors_over_the_whole_split():

@@ -497,7 +497,14 @@ def test_cli_predict_streams_resumes_and_records_bad_lines(translation_model, tm
     assert [r["input"] for r in records] == [f"{sentences}:{i}" for i in (1, 2, 3, 4)]
     assert records[1]["translation"] == ""
     assert "error" in records[2] and f"{sentences}:3: expected UTF-8 text" in records[2]["error"]
-    assert all(isinstance(r.get("translation"), str) for i, r in enumerate(records) if i != 2)
+    # Each sentence's record is what the model translates it to, asked alone with the same option (not some
+    # other line's translation, not a translation made with the default beam).
+    for i, sentence in ((0, "I have three cats."), (3, "She is ten years old.")):
+        said = translation_model.predict(sentence, beam_size=2)
+        assert said["translation"] and records[i]["translation"] == said["translation"], (records[i], said)
+        assert set(records[i]) == {*said, "input"}, (records[i], said)
+        for key in ("score", "confidence"):  # rounded to 4 places; batched, the last place may differ
+            assert records[i][key] == pytest.approx(said[key], abs=2e-4), (key, records[i], said)
     assert main(["predict", "translation", "--input", str(sentences), "--output", str(out), "--model", model,
                  "--no-progress"]) == 0
     assert "4 already done" in capsys.readouterr().err
