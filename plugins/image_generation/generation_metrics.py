@@ -74,7 +74,7 @@ def evaluate_generation(task, model, split, guidance: float | None = None) -> di
     chosen = np.sort(np.random.default_rng(0).permutation(len(split))[:count])
     split = split.take(chosen)
     real = np.stack([task.pixels(raw) for raw in split.inputs])
-    targets = None if split.targets is None or not task.labels else np.asarray(split.targets, np.int64)
+    targets = None if split.targets is None or not task.labels() else np.asarray(split.targets, np.int64)
     half_a, _, half_b = split_indices(len(split), (0.5, 0.0, 0.5), seed=0, strata=targets)
     wanted = np.full(len(half_a), task.null_class, np.int64) if targets is None else targets[half_a]
 
@@ -100,7 +100,7 @@ def evaluate_generation(task, model, split, guidance: float | None = None) -> di
             else:
                 metrics[f"class_accuracy{'' if name == 'generated' else '_baseline'}"] = \
                     float(np.mean(predicted == wanted))
-        metrics["chance_accuracy"] = 1.0 / len(task.labels)
+        metrics["chance_accuracy"] = 1.0 / len(task.labels())
         metrics["features"] = "the independent classifier's penultimate layer (64 numbers)"
         real_a, real_b = features["real"][half_a], features["real"][half_b]
         generated_features, baseline_features = features["generated"], features["baseline"]

@@ -159,25 +159,25 @@ class ImageGeneration(Task):
         return ds.enumerate().map(fixed_noise)
 
     # -- state -------------------------------------------------------------
-    @property
     def labels(self) -> list[str]:
+        """The class names of a conditional model; none (an empty list, not an error) for an unconditional one."""
         return list(self.config.get("labels") or [])
 
     @property
     def null_class(self) -> int:
-        return len(self.labels)
+        return len(self.labels())
 
     def adapt(self, dataset):
         """Train the independent classifier that evaluation judges generated images with (real images only)."""
         from dlapps_plugins.image_generation.sample_classifier import SampleClassifier
 
         self.judge = None
-        if len(self.labels) < 2 or dataset.train.targets is None:
+        if len(self.labels()) < 2 or dataset.train.targets is None:
             return
         train = np.stack([self.pixels(raw) for raw in dataset.train.inputs])
         validation = np.stack([self.pixels(raw) for raw in dataset.validation.inputs])
         self.judge = SampleClassifier.train(train, np.asarray(dataset.train.targets), validation,
-                                            np.asarray(dataset.validation.targets), len(self.labels),
+                                            np.asarray(dataset.validation.targets), len(self.labels()),
                                             epochs=int(self.config["judge_epochs"]))
 
     def save_state(self, folder):
@@ -242,7 +242,7 @@ class ImageGeneration(Task):
     def class_index(self, raw) -> int:
         """The class index an input asks for (``null_class``: none); an InvalidInputError naming the known
         classes for anything else."""
-        labels = self.labels
+        labels = self.labels()
         if raw is None or (isinstance(raw, str) and raw.strip().lower() in NO_CLASS):
             return self.null_class
         if isinstance(raw, (int, np.integer)) and not isinstance(raw, bool):
@@ -273,7 +273,7 @@ class ImageGeneration(Task):
         label = self.class_index(raw)
         pieces = [({"label": np.int32(label), "seed": np.int64(a), "seed_to": np.int64(b), "mix": np.float32(mix)}, j)
                   for j, (a, b, mix) in enumerate(self.image_seeds(options))]
-        return Pieces(pieces, context={"class": None if label == self.null_class else self.labels[label]})
+        return Pieces(pieces, context={"class": None if label == self.null_class else self.labels()[label]})
 
     def forward(self, model, batch, options):
         if self.text_to_image is not None:
@@ -345,7 +345,7 @@ class ImageGeneration(Task):
 
     def example_inputs(self, split, limit=8):
         """The class names (the inputs of this task), or 'none' for an unconditional model."""
-        return [(label, label) for label in self.labels[:limit]] or [("none", "unconditional")]
+        return [(label, label) for label in self.labels()[:limit]] or [("none", "unconditional")]
 
     # -- evaluation ----------------------------------------------------------
     def evaluate(self, predictor, split):

@@ -99,7 +99,7 @@ def build_ui(task, predictor) -> None:
                 source = gr.Textbox(label="Prompt", placeholder="a watercolour of a lighthouse at dawn",
                                     elem_id="image-generation-prompt")
             else:
-                choices = [*task.labels, NO_CLASS_CHOICE] if task.labels else [NO_CLASS_CHOICE]
+                choices = [*task.labels(), NO_CLASS_CHOICE] if task.labels() else [NO_CLASS_CHOICE]
                 source = gr.Dropdown(choices, value=choices[0], label="Class",
                                      elem_id="image-generation-class")
             low, high = options["steps"].bounds(task.config)

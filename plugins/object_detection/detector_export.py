@@ -4,8 +4,8 @@ after non-maximum suppression out, as ``dlapps predict`` gives them.
 Every step of ``preprocess`` -> ``forward`` -> ``postprocess`` that is tensor work is in the graph: the
 letterbox (OpenCV's resize, pixel for pixel, and the grey margin), the network, the box decoding and the
 choice of candidates, per-class NMS with the predict options baked in, and the way back to input pixels.
-NMS is TensorFlow's ``NonMaxSuppressionV5`` per image and class, which LiteRT and ONNX have as builtin ops
-(``combined_non_max_suppression``, which ``forward`` uses, has none); it keeps the same boxes.
+NMS is ``retinanet_detector.per_class_nms``, the one ``dlapps predict`` runs: TensorFlow's ``NonMaxSuppressionV5``
+per image and class, which LiteRT and ONNX have as builtin ops.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dlapps.plugin import ExportGraph, cv2_resize_graph
 from dlapps_plugins.object_detection.detection_images import PAD_VALUE
 from dlapps_plugins.object_detection.keras_hub_presets import candidate_function
+from dlapps_plugins.object_detection.retinanet_detector import per_image_nms
 
 
 def detector_graph(model, size: int, labels: list[str], options: dict, class_mask) -> ExportGraph:
@@ -28,10 +29,7 @@ def detector_graph(model, size: int, labels: list[str], options: dict, class_mas
         boxes, scores = candidates(tf.reshape(square, [-1, size, size, 3]))  # a static size for the network
         if class_mask is not None:
             scores = tf.where(tf.cast(class_mask, tf.bool)[None, None, :], scores, -1.0)
-        per_image = (tf.TensorSpec([most, 4], tf.float32), tf.TensorSpec([most], tf.float32),
-                     tf.TensorSpec([most], tf.int32))  # static shapes: LiteRT lowers the loop to builtin ops
-        found = tf.map_fn(lambda pair: _per_class_nms(pair[0], pair[1], len(labels), conf, iou, most),
-                          (boxes, scores), fn_output_signature=per_image)
+        found = per_image_nms(boxes, scores, conf, iou, most)  # static shapes: LiteRT lowers the loop to builtin ops
         return _to_input_pixels(*found, scale, tf.shape(images)[1:3])
 
     return ExportGraph(
@@ -74,27 +72,6 @@ def _letterbox(images, size: int):
     square = tf.cast(tf.pad(tf.cast(resized, tf.int32), margin, constant_values=PAD_VALUE), tf.uint8)
     scale = tf.cast(tf.stack([new_w, new_h]), tf.float32) / tf.cast(tf.stack([width, height]), tf.float32)
     return square, scale
-
-
-def _per_class_nms(boxes, scores, classes: int, conf: float, iou: float, most: int):
-    """One image's candidates (K, 4), (K, C) -> the ``most`` best boxes, scores and classes kept by per-class
-    NMS (what ``combined_non_max_suppression`` keeps), padded with zeros / -1."""
-    import tensorflow as tf
-
-    kept_boxes, kept_scores, kept_classes = [], [], []
-    for c in range(classes):
-        chosen, chosen_scores = tf.image.non_max_suppression_with_scores(
-            boxes, scores[:, c], most, iou_threshold=iou, score_threshold=max(conf, 0.0))
-        kept_boxes.append(tf.gather(boxes, chosen))
-        kept_scores.append(chosen_scores)
-        kept_classes.append(tf.fill(tf.shape(chosen), c))
-    all_scores = tf.concat(kept_scores, 0)
-    found = tf.minimum(most, tf.shape(all_scores)[0])
-    best_scores, order = tf.math.top_k(all_scores, k=found)
-    pad = most - found
-    return (tf.reshape(tf.pad(tf.gather(tf.concat(kept_boxes, 0), order), [[0, pad], [0, 0]]), [most, 4]),
-            tf.reshape(tf.pad(best_scores, [[0, pad]]), [most]),
-            tf.reshape(tf.pad(tf.gather(tf.concat(kept_classes, 0), order), [[0, pad]], constant_values=-1), [most]))
 
 
 def _to_input_pixels(boxes, scores, classes, scale, size):

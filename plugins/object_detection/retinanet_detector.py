@@ -155,9 +155,9 @@ def top_candidates(boxes, scores, keep: int, size):
 
 
 def select(boxes, scores, conf: float, iou: float, max_detections: int, class_mask=None):
-    """Per-class non-maximum suppression (TensorFlow's ``combined_non_max_suppression``) of candidates:
-    numpy ``(boxes (B, M, 4), scores (B, M), classes (B, M), counts (B,))``. ``class_mask`` (C,) of 0/1 keeps
-    only some classes."""
+    """Per-class non-maximum suppression (``per_class_nms``, the same that ``dlapps export`` bakes into its graph)
+    of candidates: numpy ``(boxes (B, M, 4), scores (B, M), classes (B, M), counts (B,))``, the rows past each
+    image's count zeros (classes -1). ``class_mask`` (C,) of 0/1 keeps only some classes."""
     import numpy as np
     import tensorflow as tf
 
@@ -167,6 +167,41 @@ def select(boxes, scores, conf: float, iou: float, max_detections: int, class_ma
     out = _nms(tf.convert_to_tensor(boxes, tf.float32), scores, tf.constant(conf, tf.float32),
                tf.constant(iou, tf.float32), tf.constant(max_detections, tf.int32))
     return tuple(np.asarray(v) for v in out)
+
+
+def per_class_nms(boxes, scores, conf, iou, most):
+    """One image's candidates, boxes (K, 4) and scores (K, C) -> the ``most`` best boxes (``most``, 4), scores and
+    classes that TensorFlow's non-maximum suppression keeps class by class (scores above ``conf``, overlaps below
+    ``iou``), best first, padded with zeros (classes -1). ``conf``, ``iou`` and ``most`` may be numbers (baked into
+    an exported graph, whose static shapes LiteRT needs) or tensors; ``NonMaxSuppressionV5`` is a builtin op of
+    LiteRT and ONNX. The IoU is the same whichever axis comes first, so (x0, y0, x1, y1) boxes need no swap."""
+    import tensorflow as tf
+
+    kept_boxes, kept_scores, kept_classes = [], [], []
+    for c in range(int(scores.shape[-1])):
+        chosen, chosen_scores = tf.image.non_max_suppression_with_scores(
+            boxes, scores[:, c], most, iou_threshold=iou, score_threshold=tf.maximum(conf, 0.0))
+        kept_boxes.append(tf.gather(boxes, chosen))
+        kept_scores.append(chosen_scores)
+        kept_classes.append(tf.fill(tf.shape(chosen), c))
+    all_scores = tf.concat(kept_scores, 0)
+    found = tf.minimum(most, tf.shape(all_scores)[0])
+    best_scores, order = tf.math.top_k(all_scores, k=found)
+    pad = most - found
+    return (tf.reshape(tf.pad(tf.gather(tf.concat(kept_boxes, 0), order), [[0, pad], [0, 0]]), [most, 4]),
+            tf.reshape(tf.pad(best_scores, [[0, pad]]), [most]),
+            tf.reshape(tf.pad(tf.gather(tf.concat(kept_classes, 0), order), [[0, pad]], constant_values=-1), [most]))
+
+
+def per_image_nms(boxes, scores, conf, iou, most):
+    """``per_class_nms`` over a batch: boxes (B, K, 4) and scores (B, K, C) -> (boxes, scores, classes)."""
+    import tensorflow as tf
+
+    static = most if isinstance(most, int) else None
+    signature = (tf.TensorSpec([static, 4], tf.float32), tf.TensorSpec([static], tf.float32),
+                 tf.TensorSpec([static], tf.int32))
+    return tf.map_fn(lambda pair: per_class_nms(pair[0], pair[1], conf, iou, most), (boxes, scores),
+                     fn_output_signature=signature)
 
 
 def _nms(boxes, scores, conf, iou, max_detections):
@@ -182,13 +217,8 @@ def _nms_function():
 
     @tf.function(reduce_retracing=True)
     def run(boxes, scores, conf, iou, max_detections):
-        # TensorFlow's NMS reads (y0, x0, y1, x1); the IoU is the same whichever axis comes first.
-        result = tf.image.combined_non_max_suppression(
-            boxes[:, :, None, :], scores, max_output_size_per_class=max_detections,
-            max_total_size=max_detections, iou_threshold=iou, score_threshold=tf.maximum(conf, 0.0),
-            clip_boxes=False)
-        return result.nmsed_boxes, result.nmsed_scores, tf.cast(result.nmsed_classes, tf.int32), \
-            result.valid_detections
+        kept_boxes, kept_scores, kept_classes = per_image_nms(boxes, scores, conf, iou, max_detections)
+        return kept_boxes, kept_scores, kept_classes, tf.reduce_sum(tf.cast(kept_classes >= 0, tf.int32), axis=1)
 
     return run
 
