@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench_setup import load_or_train  # beside this file, as run.py imports it
+
 #: Bars: every kind of outside input flagged at least this often; held-out inputs at most this often.
 FLAGGED_AT_LEAST, FALSE_ALARMS_AT_MOST = 0.90, 0.05
 PER_KIND = 100
@@ -123,18 +125,18 @@ def flagged_share(predictor, inputs) -> float:
     return float(np.mean([bool(r.get("out_of_domain")) for r in results]))
 
 
-def bench_ood(report, tasks=None, seed: int = 0):
+def bench_ood(report, tasks=None, seed: int = 0, per_kind: int = PER_KIND, held_out: int = 1000):
     from dlapps.plugin import AUDIO_SAMPLE_RATE
 
     for task in tasks or list(KINDS) + ["recommendation"]:
-        predictor = _load_or_train(task)
+        predictor = load_or_train(task)
         calibrated = predictor.task.config.get("ood") or {}
         if not calibrated.get("available"):
             report.note(f"{task}: no out-of-distribution check ({calibrated.get('why', 'a model saved before dlapps had one')})")
             continue
         if task == "recommendation":  # its test split holds the later ratings of the users it knows
             known = predictor.task.knowledge.known.users
-            users = [int(u) for u in known[np.linspace(0, len(known) - 1, min(1000, len(known))).astype(int)]]
+            users = [int(u) for u in known[np.linspace(0, len(known) - 1, min(held_out, len(known))).astype(int)]]
             cold, held = flagged_share(predictor, list(range(10**8, 10**8 + 100))), flagged_share(predictor, users)
             report.bar(f"{task}: cold-start users flagged", cold, ">=", FLAGGED_AT_LEAST,
                        f"{cold:.1%} of 100 users it never saw, without a history")
@@ -142,26 +144,18 @@ def bench_ood(report, tasks=None, seed: int = 0):
             report.note(f"{task}: {held:.1%} of {len(users)} users of the test split flagged (at most about 2% by "
                         "the rule's design: fewer ratings than 98% of the training users)")
             continue
-        held_out = list(predictor.task.default_data().test.inputs[:1000])
-        share = flagged_share(predictor, held_out)
+        test_inputs = list(predictor.task.default_data().test.inputs[:held_out])
+        share = flagged_share(predictor, test_inputs)
         report.bar(f"{task}: held-out inputs flagged", share, "<=", FALSE_ALARMS_AT_MOST,
-                   f"{share:.1%} of {len(held_out)} test inputs (threshold {calibrated.get('threshold')})")
+                   f"{share:.1%} of {len(test_inputs)} test inputs (threshold {calibrated.get('threshold')})")
         rng = np.random.default_rng(seed)
         for kind, make in KINDS[task].items():
-            inputs = make(rng, PER_KIND)
+            inputs = make(rng, per_kind)
             if task == "speech-recognition":
                 inputs = [(x, AUDIO_SAMPLE_RATE) for x in inputs]
             share = flagged_share(predictor, inputs)
-            report.bar(f"{task}: {kind} flagged", share, ">=", FLAGGED_AT_LEAST, f"{share:.0%} of {PER_KIND} inputs")
+            report.bar(f"{task}: {kind} flagged", share, ">=", FLAGGED_AT_LEAST, f"{share:.0%} of {per_kind} inputs")
     report.note("image-generation: no out-of-distribution check (its inputs are its own classes; others are "
                 "refused); translation: its own rule, measured by --only translation")
 
 
-def _load_or_train(task: str):
-    import dlapps
-    from dlapps.errors import ModelNotFoundError
-
-    try:
-        return dlapps.load(task)
-    except ModelNotFoundError:
-        return dlapps.train(task, verbose=0)
