@@ -328,12 +328,13 @@ def _as_record(result) -> dict:
 
 
 def _print_record(task, record: dict) -> None:
+    name = record["input"] if str(record["input"]).strip() else repr(record["input"])  # an empty text: ''
     if "error" in record:
-        print(f"{record['input']}: error: {record['error']}", file=sys.stderr)
+        print(f"{name}: error: {record['error']}", file=sys.stderr)
     else:
         from dlapps.ood import FLAG_TEXT
 
         result = {k: v for k, v in record.items() if k != "input"}
         flag = f"  [{FLAG_TEXT}: check it]" if result.get("out_of_domain") else ""
-        print(f"{record['input']}: {task.summarize(result)}{flag}")
+        print(f"{name}: {task.summarize(result)}{flag}")
 

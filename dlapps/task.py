@@ -77,13 +77,15 @@ class Baseline:
         value, reference = metrics.get(self.metric), metrics.get(self.baseline)
         if not isinstance(value, (int, float)) or not isinstance(reference, (int, float)):
             return None
-        if self.kind == "classical" and value == reference:  # both perfect (or equal): nothing to warn about
-            better = True
-        elif self.higher_is_better:
-            better = value > reference + max(abs(reference) * self.margin, self.floor)
+        perfect = 1.0 if self.higher_is_better else 0.0  # accuracy 1, error rate 0
+        if self.kind == "classical" and value == reference == perfect:  # both perfect: nothing to tell apart
+            better, verdict = True, "as good as (both perfect)"
         else:
-            better = value < reference - max(abs(reference) * self.margin, self.floor)
-        verdict = "clearly better than" if better else "NOT clearly better than"
+            if self.higher_is_better:
+                better = value > reference + max(abs(reference) * self.margin, self.floor)
+            else:
+                better = value < reference - max(abs(reference) * self.margin, self.floor)
+            verdict = "clearly better than" if better else "NOT clearly better than"
         return {"metric": self.metric, "value": value, "baseline": reference, "better": bool(better),
                 "kind": self.kind,
                 "message": f"held-out {metric_label(self.metric, task)} {value:.4g} is {verdict} {self.what} "

@@ -99,7 +99,9 @@ def test_version(capsys):
 
 def test_an_empty_text_input_is_a_clear_error_record(translation_model, capsys):
     assert main(["predict", "translation", "", "--no-progress"]) == 1
-    assert "expected a non-empty text input, received an empty one ('')" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "expected a non-empty text input, received an empty one ('')" in err
+    assert err.startswith("'': error: ")  # named, not a line starting with a bare colon
 
 
 def test_start_up_is_quiet_on_a_cpu_machine(capfd):

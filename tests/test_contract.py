@@ -266,6 +266,13 @@ def test_a_baseline_floor_makes_twice_nothing_not_clearly_better():
     lower = Baseline("wer", "copy_wer", "copying", higher_is_better=False, floor=0.1)
     assert lower.check({"wer": 0.95, "copy_wer": 1.0})["better"] is False
     assert lower.check({"wer": 0.85, "copy_wer": 1.0})["better"] is True
+    # A classical baseline (margin 0): a tie is only fine when both are perfect, and then it is not called better
+    classical = Baseline("accuracy", "classical_accuracy", "a logistic regression", margin=0.0, kind="classical")
+    perfect = classical.check({"accuracy": 1.0, "classical_accuracy": 1.0})
+    assert perfect["better"] is True and "1 is as good as (both perfect) a logistic regression" in perfect["message"]
+    tie = classical.check({"accuracy": 0.6, "classical_accuracy": 0.6})
+    assert tie["better"] is False and "NOT clearly better than" in tie["message"]
+    assert classical.check({"accuracy": 0.61, "classical_accuracy": 0.6})["better"] is True
 
 
 def test_defaults_by_kind_and_one_line_errors_for_what_a_plugin_leaves_out(tmp_path):

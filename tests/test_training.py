@@ -142,6 +142,11 @@ def test_the_plan_follows_the_size_of_the_data_and_keeps_what_the_user_set():
     # --set steps=N: the epochs follow.
     config, why = planned(126, user={"steps"}, steps=300)
     assert config["steps"] == 300 and config["epochs"] == 12 and why["steps"] == "set by you"
+    # A few dozen examples: epochs of repeated data that make the planned steps, not more.
+    config, _ = planned(60, min_steps=30, epochs=2)
+    assert config["steps"] == 30 and config["steps_per_epoch"] * config["epochs"] == 30
+    config, _ = planned(60, min_steps=110, epochs=2)
+    assert (config["steps_per_epoch"], config["epochs"]) == (28, 4)  # 112 steps: within an epoch of the plan
     # What the dataset declares is kept too, and said so.
     config, why = planned(126, given={"batch_size"}, batch_size=16)
     assert config["batch_size"] == 16 and why["batch_size"] == "set by the dataset"
