@@ -357,3 +357,15 @@ def test_a_user_like_folder_trains_from_the_cli_against_both_baselines(tmp_path,
     assert again["classical_accuracy"] >= 0.9 and again["examples"] == 32
     plan = {c["key"]: c["value"] for c in json.loads((out / "task.json").read_text())["training"]["recipe"]["choices"]}
     assert plan["colour_jitter"] is False and plan["time_budget"] == 300
+
+
+def test_clearing_the_image_clears_the_answer(digits_model, example_images):
+    """A cleared image leaves no label or heatmap of a picture that is no longer there (the handler behind the
+    image's change event, called as Gradio calls it); a new one is classified with the top-k asked for."""
+    from dlapps.ui import task_blocks
+
+    blocks = task_blocks("image-classification", digits_model)
+    handler = next(f.fn for f in blocks.fns.values() if f.name == "classify_if_any")
+    assert handler(None, 3) == (None, None, "")
+    shown, heatmap, _ = handler(str(example_images[0]), 2)
+    assert len(shown) == 2 and heatmap is not None

@@ -647,3 +647,16 @@ def test_boxes_of_a_photo_stored_on_its_side_turn_with_it(tmp_path, orientation)
     x0, y0, x1, y1 = (int(round(v)) for v in turned.boxes[0])
     assert shown[y0 + 2:y1 - 2, x0 + 2:x1 - 2].min() > 200  # the object is inside the turned box
     assert report.turned == (orientation != 1)
+
+
+def test_clearing_the_image_clears_the_answer(detection_model):
+    """An upload, a paste, an example and a clear all change the image: a cleared one leaves no boxes of a picture
+    that is no longer there (the handler behind the image's change event, called as Gradio calls it)."""
+    from dlapps.ui import task_blocks
+
+    blocks = task_blocks("object-detection", detection_model)
+    handler = next(f.fn for f in blocks.fns.values() if f.name == "detect_if_any")
+    assert handler(None, 0.25, 0.5, 20, []) == (None, None, "", None)
+    picture = np.random.default_rng(2).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    annotated, rows, status, found = handler(picture, 0.0, 0.5, 20, [])
+    assert annotated is not None and found is not None and status.strip()

@@ -42,9 +42,9 @@ def build_ui(task, predictor) -> None:
         gr.Examples(examples, inputs=image, label="Examples (held-out test images): click one to classify it",
                     elem_id="image-classification-examples")
 
-    def classify_if_any(image, top_k):
-        return classify(image, top_k) if image is not None else (gr.update(),) * 3
+    def classify_if_any(image, top_k):  # a cleared image clears the answer too: none is left for no image
+        return classify(image, top_k) if image is not None else (None, None, "")
 
     button.click(classify, [image, top_k], [label, heatmap, notice], api_name="classify")
-    # An upload, a paste and an example all change the image: each is classified at once (a cleared one is not).
+    # An upload, a paste and an example all change the image: each is classified at once (a cleared one clears).
     image.change(classify_if_any, [image, top_k], [label, heatmap, notice], api_name=False)

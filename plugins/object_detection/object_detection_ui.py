@@ -82,8 +82,8 @@ def build_ui(task, predictor) -> None:
             found = run_model(task, predictor, picture, checked)
             return (*show(task, found, checked), found)
 
-    def detect_if_any(picture, *values):
-        return detect(picture, *values) if picture is not None else (gr.update(),) * 4
+    def detect_if_any(picture, *values):  # a cleared image clears the answer too: none is left for no image
+        return detect(picture, *values) if picture is not None else (None, None, "", None)
 
     def refilter(found, conf_value, iou_value, max_value, chosen):
         if found is None:
@@ -103,7 +103,7 @@ def build_ui(task, predictor) -> None:
     video_button.click(detect_video, [video, *controls, frame_step], [video_out, video_table, video_status],
                        api_name="detect_video")
     button.click(detect, [image, *controls], [*outputs, candidates], api_name="detect")
-    # An upload, a paste and an example all change the image: each is detected at once (a cleared image is not).
+    # An upload, a paste and an example all change the image: each is detected at once (a cleared image clears).
     image.change(detect_if_any, [image, *controls], [*outputs, candidates], api_name=False)
     for control in controls:
         control.change(refilter, [candidates, *controls], outputs, api_name=False)
