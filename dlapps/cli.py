@@ -184,6 +184,10 @@ def build_parser(predict_task=None) -> argparse.ArgumentParser:
     p.add_argument("task")
     p.set_defaults(handler=cmd_data)
 
+    p = sub.add_parser("plugin-api", help="print the plugin API reference: every Task member and every "
+                                          "run_task_test argument, from the code's own documentation")
+    p.set_defaults(handler=cmd_plugin_api)
+
     from dlapps.scaffold import KINDS
 
     p = sub.add_parser("new-plugin", help="write a ready plugin package with a task of a kind and its tests")
@@ -419,6 +423,13 @@ def cmd_demo(args) -> int:
             time.sleep(3600)
     finally:
         demo.close()
+
+
+def cmd_plugin_api(args) -> int:
+    from dlapps.plugin_api import reference
+
+    print(reference(), end="")
+    return 0
 
 
 def cmd_new_plugin(args) -> int:

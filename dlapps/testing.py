@@ -40,8 +40,19 @@ def run_task_test(task_cls, tmp_path, config: dict | None = None, bad_inputs=(),
                   ui_call: tuple | None = None, replicas: bool = True):
     """Exercise ``task_cls`` end to end with a tiny config; returns the reloaded Predictor.
 
+    ``tmp_path``: a fresh folder (pytest's ``tmp_path``) for the model, the batch runs and the replicas' model.
+    ``config``: task config values that make the model tiny (``{"units": 4}``); the task's defaults otherwise.
+    ``bad_inputs``: ``[(raw input, the exception it must raise)]``, e.g. ``[("", InvalidInputError)]``; the first
+    also goes through the batch runner, which must write an error record for it and go on.
+    ``data``: a path for ``load_data`` to train on instead of ``default_data`` (a task without default data).
+    ``limit``: at most this many examples per split for the one training epoch (default 64).
+    ``preset``: train from this preset (a KerasHub name or a local preset folder) instead of a fresh model.
     ``inputs``: raw inputs to predict (default: a few from the test split).
+    ``long_input``: an input that ``preprocess`` must split into ``Pieces``; checked alone and in a batch.
+    ``options``: predict options for every prediction of the test (a randomised task passes its seed here).
     ``ui_call``: ``(api_name, args)`` of the task's UI endpoint to call (default: the default UI's).
+    ``replicas``: also train on two CPU replicas (MirroredStrategy) in a subprocess (default True); False for a task
+    defined where a subprocess cannot import it (a module made at run time).
     """
     import pytest
 
