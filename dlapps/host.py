@@ -107,6 +107,14 @@ class PluginHost:
             raise PluginError(f"register() expects a subclass of dlapps.plugin.Task, received {task_cls!r}")
         if not getattr(task_cls, "name", None):
             raise PluginError(f"task class {task_cls.__name__} has no `name`")
+        from dlapps.options import RESERVED_OPTION_NAMES
+
+        clashes = sorted(set(task_cls.predict_options) & RESERVED_OPTION_NAMES)
+        if clashes:
+            flags = ", ".join(f"{name} (--{name.replace('_', '-')})" for name in clashes)
+            raise PluginError(f"task {task_cls.name!r} declares predict options named as dlapps' own arguments: "
+                              f"{flags}; expected other names, so that dlapps predict and Predictor.predict can tell "
+                              "them apart")
         owner = self._tasks.get(task_cls.name)
         if owner is not None and owner is not task_cls:
             raise PluginError(

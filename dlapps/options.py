@@ -28,6 +28,15 @@ from dlapps.errors import InvalidInputError, SearchError
 Bound = Union[int, float, Callable[[dict], Union[int, float]], None]
 
 
+#: Names a task's predict option cannot take: the core's own arguments of ``Predictor.predict`` and flags of
+#: ``dlapps predict`` (a task option of one of these names would be shadowed there; the host refuses it when the
+#: plugin registers the task).
+RESERVED_OPTION_NAMES = frozenset({
+    "batch_size", "inputs", "input", "sources", "task", "output", "output_dir", "format", "model", "preset",
+    "no_progress", "retry_errors", "engine", "ray_address", "ray_actors", "set", "help", "version",
+})
+
+
 @dataclass(frozen=True)
 class Option:
     """One predict option: its type (int, float, bool or str), default, help, and bounds or choices."""

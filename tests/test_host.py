@@ -72,6 +72,30 @@ def test_two_plugins_cannot_claim_one_task_name():
     assert host.task_class("good-task") is Good
 
 
+def test_a_predict_option_named_as_a_core_argument_is_refused_at_registration():
+    from dlapps.options import Option
+
+    class Clashing(Task):
+        name = "clashing"
+        predict_options = {"batch_size": Option(int, 8, "rows at once"), "threshold": Option(float, 0.5, "cut")}
+
+    host = PluginHost(load_entry_points=False)
+    host.add_plugin(_plugin("clash", lambda register: register(Clashing)), "clash")
+    host.add_plugin(_plugin("fine", lambda register: register(Good)), "fine")
+    assert "declares predict options named as dlapps' own arguments: batch_size (--batch-size)" in \
+        host.plugins["clash"].error
+    assert host.task_names() == ["good-task"]
+
+
+def test_every_flag_of_dlapps_predict_is_a_reserved_option_name():
+    from dlapps.cli import build_parser
+    from dlapps.options import RESERVED_OPTION_NAMES
+
+    predict = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "predict")[1]
+    core = {action.dest for action in predict._actions}
+    assert core <= RESERVED_OPTION_NAMES, core - RESERVED_OPTION_NAMES
+
+
 def _fake_distribution(site, module_source):
     """An installed distribution whose `dlapps` entry point imports a module that raises."""
     (site / "broken_dlapps_plugin.py").write_text(module_source)
