@@ -80,6 +80,16 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module):
         with native_stderr_filtered():
             self.loader.exec_module(module)
+        import logging
+
+        logging.getLogger("tensorflow").addFilter(drop_retracing_notes)
+
+
+def drop_retracing_notes(record) -> bool:
+    """A logging filter: False for TensorFlow's "N out of the last M calls to <function> triggered tf.function
+    retracing" notes (a last partial batch, an evaluation after training: expected here, and nothing a user can
+    act on), True for every other record."""
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 class _QuietFirstImport(importlib.abc.MetaPathFinder):

@@ -129,3 +129,18 @@ def test_start_up_is_quiet_on_a_cpu_machine(capfd):
     loud = subprocess.run([sys.executable, "-m", "dlapps.cli", "info"], capture_output=True, text=True, timeout=300,
                           env={**env, "DLAPPS_LOG_LEVEL": "debug"})
     assert "absl::InitializeLog" in loud.stderr  # shown when asked for
+
+
+def test_tensorflow_s_retracing_notes_are_dropped_and_other_warnings_kept():
+    import logging
+
+    import tensorflow  # noqa: F401  (imported through dlapps' quiet first import)
+
+    logger = logging.getLogger("tensorflow")
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    assert not logger.filter(record("5 out of the last 7 calls to <function f> triggered tf.function retracing. "
+                                    "Tracing is expensive"))
+    assert logger.filter(record("Skipping variable loading for optimizer 'adam'"))
