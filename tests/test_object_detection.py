@@ -551,9 +551,9 @@ def test_cli_training_plans_a_user_like_set_and_beats_the_baseline(tmp_path, hom
     finally:
         scenes.SCENE_SIDES, scenes.OBJECT_SHARES = original
     out = tmp_path / "model"
-    run = _dlapps("train", "object-detection", "--data", str(folder), "--out", str(out), "--set", "steps=600",
+    run = _dlapps("train", "object-detection", "--data", str(folder), "--out", str(out), "--set", "steps=400",
                   "--set", "backbone_filters=[64,16,16]", "--set", "backbone_blocks=[1,1,1]",
-                  timeout=900)  # about 300 s on 2 quiet cores; a timeout is a hang, not slowness
+                  timeout=900)  # about 160 s on 2 quiet cores; a timeout is a hang, not slowness
     assert run.returncode == 0, run.stderr[-3000:]
     assert "image_size=128: nine boxes in ten are at least" in run.stderr
     assert "E0000" not in run.stderr and "cuInit" not in run.stderr  # a quiet start on a CPU machine
@@ -562,8 +562,9 @@ def test_cli_training_plans_a_user_like_set_and_beats_the_baseline(tmp_path, hom
     assert choices["image_size"]["value"] == 128 and choices["steps"]["why"] == "set by you"
     assert choices["anchor_size"]["value"] < 2.0
     metrics = json.loads((out / "metrics.json").read_text())
-    # 600 steps of a tiny backbone learn something, not always enough for the floored verdict (0.05 above the mean
-    # box: Baseline.floor, tested on its own); the benchmarks measure what the full plan reaches.
+    # 400 steps of a tiny backbone learn something (mAP@.5 0.29 against the mean box's 0.0 here), not always enough
+    # for the floored verdict (0.05 above the mean box: Baseline.floor, tested on its own); the benchmarks measure
+    # what the full plan reaches.
     assert metrics["map_50"] > max(0.01, 2 * metrics["baseline_map_50"]), metrics
     assert metrics["baseline_check"]["better"] == (metrics["map_50"] > 2 * metrics["baseline_map_50"] + 0.05)
 
