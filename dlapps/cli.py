@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from dlapps.errors import DlappsError
 
@@ -437,9 +436,9 @@ def cmd_new_plugin(args) -> int:
 
     folder = new_plugin(args.name, args.dir, kind=args.kind)
     print(f"Wrote plugin package {folder} ({args.kind}: {KINDS[args.kind]['what']})")
-    bin_dir = Path(sys.executable).parent  # this environment's (the checkout's .venv/bin when run from it)
-    print(f"Install it with:  {bin_dir / 'pip'} install -e {folder}")
-    print(f"Then:             {bin_dir / 'dlapps'} plugins && {bin_dir / 'python'} -m pytest {folder / 'tests'}")
+    python = sys.executable  # this environment's (the checkout's .venv when run from it)
+    print(f"Install it with:  {python} -m pip install -e {folder}")
+    print(f"Then:             {python} -m dlapps.cli plugins && {python} -m pytest {folder / 'tests'}")
     return 0
 
 

@@ -56,7 +56,13 @@ def classification_report(predictor, split: Split, labels: list[str], classical=
         if isinstance(result, Exception):
             unreadable.append(f"{split.name(i)}: {result}")
             continue
-        predicted.append(index[result["label"]])
+        if not isinstance(result, dict) or "label" not in result:
+            from dlapps.errors import MissingMethodError
+
+            raise MissingMethodError(f"expected results with a 'label' to evaluate by the labels kind, received "
+                                     f"{sorted(result) if isinstance(result, dict) else type(result).__name__}; "
+                                     "a task whose postprocess gives other results writes its own evaluate")
+        predicted.append(index.get(result["label"], -1))  # a label the model may say but not a class: wrong
         expected.append(int(targets[i]))
         readable.append(i)
     classes = list(range(len(labels)))
@@ -104,6 +110,7 @@ def format_report(metrics: dict, classical_what: str = "logistic regression") ->
         lines.append(f"{label:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
                      f"{row['support']:>8}")
     labels = metrics["confusion_matrix"]["labels"]
+    labels = [str(label) for label in labels]
     width = max(5, *(len(label) for label in labels)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
               " " * width + "".join(f"{label:>{width}}" for label in labels)]
@@ -186,7 +193,8 @@ class TextBaseline:
         or no word."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        texts, labels = [str(t) for t in texts][:MAX_BASELINE_EXAMPLES], list(labels)[:MAX_BASELINE_EXAMPLES]
+        chosen = np.unique(np.linspace(0, len(texts) - 1, min(len(texts), MAX_BASELINE_EXAMPLES)).round().astype(int))
+        texts, labels = [str(texts[i]) for i in chosen], [labels[i] for i in chosen]  # spread: files sorted by label
         if len(set(labels)) < 2:
             return None
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50_000)
@@ -227,7 +235,7 @@ def read_labelled_texts(path) -> tuple[list[str], list[str]]:
     if suffix not in (".csv", ".tsv", ".jsonl"):
         raise DataError(f"expected a .csv, .tsv or .jsonl file of labelled texts, received '{path.name}'")
     records, problems, rows = [], [], 0
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:  # -sig: Excel's byte-order mark
         if suffix == ".jsonl":
             numbered = []
             for line, text in enumerate(handle, 1):
@@ -242,8 +250,15 @@ def read_labelled_texts(path) -> tuple[list[str], list[str]]:
     text_field = label_field = None
     for line, record in numbered:
         rows += 1
+        if isinstance(record, str) and record.startswith("not valid JSON"):
+            problems.append(f"{path}:{line}: {record}")
+            continue
         if not isinstance(record, dict):
-            problems.append(f"{path}:{line}: {record if isinstance(record, str) else 'not a JSON object'}")
+            problems.append(f"{path}:{line}: expected a JSON object with a text and a label, received "
+                            f"{type(record).__name__}")
+            continue
+        if None in record:  # a CSV row with more fields than the header: a comma in an unquoted text
+            problems.append(f"{path}:{line}: more fields than the header has (quote a text that holds a comma)")
             continue
         text_field = text_field or next((f for f in TEXT_FIELDS if f in record), None)
         label_field = label_field or next((f for f in LABEL_FIELDS if f in record), None)
@@ -291,8 +306,23 @@ def labelled_split(path, input_kind: str, labels: list[str]) -> Split:
     if input_kind == "image":
         return read_class_folders(path, FILE_KINDS["image"], labels=labels, min_classes=1)[0]
     texts, names = read_labelled_texts(path)
+    labels = [str(label) for label in labels]  # the file's labels are text
     unknown = sorted(set(names) - set(labels))
     if unknown:
         raise DataError(f"expected labels the model knows ({', '.join(labels)}), received {unknown[0]!r} in '{path}'")
     return Split(texts, np.array([labels.index(name) for name in names], dtype=np.int64),
                  [f"{Path(path).name}:{i + 1}" for i in range(len(texts))])
+
+
+def save_text_baseline(task, folder) -> None:
+    """Write a text-labels task's classical baseline (``task._text_baseline``) into the model's assets; the store
+    calls it beside ``save_state``, so a task's own ``save_state`` need not."""
+    if getattr(task, "_text_baseline", None) is not None:
+        task._text_baseline.save(folder)
+
+
+def load_text_baseline(task, folder) -> None:
+    """Read what ``save_text_baseline`` wrote, for a text-labels task (scikit-learn is imported only when there is
+    one)."""
+    if task.output_kind == "labels" and task.input_kind == "text" and (Path(folder) / TextBaseline.FILE).is_file():
+        task._text_baseline = TextBaseline.load(folder)

@@ -33,7 +33,7 @@ Bound = Union[int, float, Callable[[dict], Union[int, float]], None]
 #: plugin registers the task).
 RESERVED_OPTION_NAMES = frozenset({
     "batch_size", "inputs", "input", "sources", "task", "output", "output_dir", "format", "model", "preset",
-    "no_progress", "retry_errors", "engine", "ray_address", "ray_actors", "set", "help", "version",
+    "no_progress", "retry_errors", "engine", "ray_address", "ray_actors", "set", "help", "version", "prefetch",
 })
 
 

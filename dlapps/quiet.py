@@ -108,7 +108,12 @@ class _QuietFirstImport(importlib.abc.MetaPathFinder):
 def quiet_tensorflow_import() -> None:
     """Make the first ``import tensorflow`` of this process filter TensorFlow's native start-up noise (a no-op
     when it is already imported, or when ``DLAPPS_LOG_LEVEL=debug``)."""
-    if "tensorflow" in sys.modules or showing_everything():
+    if showing_everything():
+        return
+    if "tensorflow" in sys.modules:  # imported first by a script or a notebook: the log filter still applies
+        import logging
+
+        logging.getLogger("tensorflow").addFilter(drop_retracing_notes)
         return
     if not any(isinstance(finder, _QuietFirstImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietFirstImport())

@@ -130,7 +130,7 @@ def plan_training(recipe: Recipe, train_size: int, replicas: int = 1) -> None:
     if per_epoch > per_pass and not recipe.is_set("steps_per_epoch"):
         # epochs of repeated data: whole epochs that make the planned steps (30 steps are one epoch of 30, not two
         # of 25, which would run 50)
-        per_epoch = math.ceil(steps / max(1, round(steps / per_epoch)))
+        per_epoch = math.ceil(steps / max(1, steps // per_epoch))
     recipe.choose("steps_per_epoch", per_epoch,
                   "one pass over the training data" if per_epoch == per_pass else
                   f"{per_epoch / per_pass:.1f} passes over the training data ({per_pass} steps): an epoch (a "

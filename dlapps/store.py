@@ -18,7 +18,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from dlapps import ood
+from dlapps import label_outputs, ood
 from dlapps.errors import ArtifactError, ModelNotFoundError, UnsafeModelError
 from dlapps.metric_names import metric_label
 
@@ -82,6 +82,7 @@ def save(path, model, task, info: dict, metrics: dict, dataset=None, predict=Non
         (staging / ASSETS_DIR).mkdir()
         task.save_state(staging / ASSETS_DIR)
         ood.save(task, staging / ASSETS_DIR)
+        label_outputs.save_text_baseline(task, staging / ASSETS_DIR)
         if isinstance(task.config.get("labels"), list) and task.config["labels"]:  # for people and other tools
             _write_text(staging / ASSETS_DIR / LABELS_FILE, "\n".join(map(str, task.config["labels"])) + "\n")
         if dataset is not None:
@@ -160,6 +161,7 @@ def load_task(path, task_cls):
     task = task_cls(meta.get("config"))
     task.load_state(path / ASSETS_DIR)
     ood.load(task, path / ASSETS_DIR)
+    label_outputs.load_text_baseline(task, path / ASSETS_DIR)
     return task, meta
 
 

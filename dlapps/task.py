@@ -185,15 +185,16 @@ class Task:
     #: core sets, saves and loads it); None: no feature check.
     feature_density = None
     #: A text-labels task's classical baseline (``label_outputs.TextBaseline``), which the default ``plan`` fits
-    #: and the default ``save_state`` / ``load_state`` keep.
+    #: and the core saves and loads with the model.
     _text_baseline = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         below_task = cls.__mro__[:cls.__mro__.index(Task)] if Task in cls.__mro__ else cls.__mro__
 
-        def declared(member: str) -> bool:
-            return any(member in vars(klass) for klass in below_task)
+        def declared(member: str) -> bool:  # by the plugin: a parent's default by kind does not count
+            return any(member in vars(klass) and member not in vars(klass).get("_by_kind", ())
+                       for klass in below_task)
 
         # Defaults by kind, for what the plugin does not declare itself (``_by_kind`` names them):
         by_kind = {}
@@ -214,6 +215,10 @@ class Task:
                                                      margin=0.0, kind="classical"),)
         for member, value in by_kind.items():
             setattr(cls, member, value)
+        # a parent's default by kind that this class's kind does not give goes back to Task's
+        for member in {m for klass in below_task[1:] for m in vars(klass).get("_by_kind", ())} - set(by_kind):
+            if not declared(member):
+                setattr(cls, member, vars(Task)[member])
         cls._by_kind = frozenset(by_kind)
 
     def __init__(self, config: dict | None = None):
@@ -351,17 +356,11 @@ class Task:
     def save_state(self, folder) -> None:
         """Write the state prediction needs besides the model (tokenizer, vocabulary) into ``folder``.
 
-        Called once when a model is saved, after ``model.keras`` is written. The default writes a text-labels
-        task's classical baseline."""
-        if self._text_baseline is not None:
-            self._text_baseline.save(folder)
+        Called once when a model is saved, after ``model.keras`` is written. (The core saves what it learnt
+        itself beside it: the out-of-distribution density, a text-labels task's classical baseline.)"""
 
     def load_state(self, folder) -> None:
         """Read what ``save_state`` wrote. Called once when a model is loaded, before the Keras model."""
-        if self.output_kind == "labels" and self.input_kind == "text":
-            from dlapps.label_outputs import TextBaseline
-
-            self._text_baseline = TextBaseline.load(folder)
 
     def custom_objects(self) -> dict:
         """Registered Keras classes the saved model needs; import their modules here."""

@@ -119,3 +119,57 @@ def test_kind_defaults_leave_what_a_task_declares_alone():
     assert [b.baseline for b in ImageLabels.baseline] == ["majority_accuracy"]  # no classical one for images
     assert list(ImageLabels.predict_options) == ["top_k"] and ImageLabels.input_field == "input"
     assert Boxes.baseline is None and Boxes.predict_options == {} and Boxes._by_kind == {"input_field"}
+
+
+def test_a_child_of_a_labels_task_with_another_kind_takes_no_labels_defaults():
+    class Base(Task):
+        name = "base"
+
+    class Boxes(Base):
+        name = "child-boxes"
+        output_kind = "boxes"
+        input_kind = "image"
+
+    assert list(Base.predict_options) == ["top_k"]
+    assert Boxes.predict_options == {} and Boxes.baseline is None and Boxes.input_field == "input"
+
+
+def test_evaluating_results_without_a_label_asks_for_an_evaluate(tmp_path):
+    from dlapps.errors import MissingMethodError
+    from dlapps.label_outputs import classification_report
+    from dlapps.data import Split
+
+    class Predictor:
+        def iter_predict(self, inputs, batch_size=64):
+            yield from ((i, {"value": 1.0} if i else {"label": "maybe"}) for i in range(len(inputs)))
+
+    split = Split(["a", "b"], np.array([0, 1]))
+    with pytest.raises(MissingMethodError, match="expected results with a 'label'.*writes its own evaluate"):
+        classification_report(Predictor(), split, ["no", "yes"])
+    one = Split(["a"], np.array([0]))
+    assert classification_report(Predictor(), one, ["no", "yes"])["accuracy"] == 0.0  # "maybe": not a class, wrong
+
+
+def test_excel_csv_with_a_byte_order_mark_and_a_row_with_an_extra_comma(tmp_path, capsys):
+    rows = ["text,label"] + [f"line {i},{'ab'[i % 2]}" for i in range(10)] + ["great, really great,a"]
+    (tmp_path / "excel.csv").write_bytes(("\n".join(rows) + "\n").encode("utf-8-sig"))
+    texts, names = read_labelled_texts(tmp_path / "excel.csv")
+    assert len(texts) == 10 and set(names) == {"a", "b"}  # not a class " really great"
+    assert "excel.csv:12: more fields than the header has" in capsys.readouterr().err
+
+
+def test_numeric_labels_print_and_evaluate(tmp_path):
+    metrics = {"accuracy": 1.0, "examples": 1, "per_class": {}, "confusion_matrix": {"labels": [1, 2],
+                                                                                   "matrix": [[1, 0], [0, 0]]}}
+    assert format_report(metrics).splitlines()[-1] == "     2     0     0"
+    (tmp_path / "n.csv").write_text("text,label\n" + "".join(f"t {i},{1 + i % 2}\n" for i in range(8)))
+    assert labelled_split(tmp_path / "n.csv", "text", [1, 2]).targets.tolist() == [0, 1] * 4
+
+
+def test_the_text_baseline_is_fitted_on_every_part_of_a_file_sorted_by_label(monkeypatch):
+    import dlapps.label_outputs as label_outputs
+
+    monkeypatch.setattr(label_outputs, "MAX_BASELINE_EXAMPLES", 10)
+    texts = [f"bad thing {i}" for i in range(30)] + [f"good thing {i}" for i in range(30)]
+    baseline = TextBaseline.fit(texts, [0] * 30 + [1] * 30, 2)  # the first 10 alone would be one class
+    assert baseline is not None and baseline.predict(["bad", "good"]).tolist() == [0, 1]

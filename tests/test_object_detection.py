@@ -661,3 +661,18 @@ def test_clearing_the_image_clears_the_answer(detection_model):
     picture = np.random.default_rng(2).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     annotated, rows, status, found = handler(picture, 0.0, 0.5, 20, [])
     assert annotated is not None and found is not None and status.strip()
+
+
+def test_nms_keeps_the_best_box_per_class_for_models_of_any_class_count():
+    """One NMS for predict and export (per_class_nms): overlapping boxes of one class keep the best, another class's
+    box stays; a model with another number of classes in the same process works too (its own trace)."""
+    from dlapps_plugins.object_detection.retinanet_detector import select
+
+    boxes = np.array([[[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]]], np.float32)
+    for classes in (5, 2, 5):
+        scores = np.zeros((1, 3, classes), np.float32)
+        scores[0, 0, 1], scores[0, 1, 1], scores[0, 2, 0] = 0.9, 0.8, 0.7
+        kept, kept_scores, kept_classes, counts = select(boxes, scores, 0.5, 0.5, 10)
+        assert counts.tolist() == [2] and kept_classes[0, :2].tolist() == [1, 0] and kept_classes[0, 2] == -1
+        assert kept[0, :2].tolist() == [[0, 0, 10, 10], [50, 50, 60, 60]]
+        assert kept_scores[0, :2] == pytest.approx([0.9, 0.7])

@@ -205,11 +205,11 @@ def per_image_nms(boxes, scores, conf, iou, most):
 
 
 def _nms(boxes, scores, conf, iou, max_detections):
-    global _nms_compiled
-    with _nms_lock:  # concurrent requests: one trace
-        if _nms_compiled is None:
-            _nms_compiled = _nms_function()
-    return _nms_compiled(boxes, scores, conf, iou, max_detections)
+    classes = int(scores.shape[-1])
+    with _nms_lock:  # concurrent requests: one trace; one function per class count (per_class_nms loops over them,
+        if classes not in _nms_compiled:  # and a retrace for another count would make it unknown)
+            _nms_compiled[classes] = _nms_function()
+    return _nms_compiled[classes](boxes, scores, conf, iou, max_detections)
 
 
 def _nms_function():
@@ -223,5 +223,5 @@ def _nms_function():
     return run
 
 
-_nms_compiled = None
+_nms_compiled: dict = {}
 _nms_lock = threading.Lock()
