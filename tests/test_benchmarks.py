@@ -13,6 +13,7 @@ ROOT = Path(__file__).parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 6.5 minutes, 9 when it is the first test to generate the default datasets
 def test_every_benchmark_runs_end_to_end_in_smoke_mode(tmp_path, home):
     bench_home = tmp_path / "home"
     bench_home.mkdir()
