@@ -109,8 +109,7 @@ def format_report(metrics: dict, classical_what: str = "logistic regression") ->
     for label, row in metrics["per_class"].items():
         lines.append(f"{label:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
                      f"{row['support']:>8}")
-    labels = metrics["confusion_matrix"]["labels"]
-    labels = [str(label) for label in labels]
+    labels = [str(label) for label in metrics["confusion_matrix"]["labels"]]
     width = max(5, *(len(label) for label in labels)) + 1
     lines += ["", "confusion matrix (rows: true, columns: predicted)",
               " " * width + "".join(f"{label:>{width}}" for label in labels)]
@@ -283,9 +282,9 @@ def labelled_texts_dataset(path, seed: int = 0) -> Dataset:
     labels = sorted(set(names))
     if len(labels) < 2:
         raise DataError(f"expected at least two labels in '{path}', received only {labels!r}")
-    targets = np.array([labels.index(name) for name in names], dtype=np.int64)
+    whole = _text_split(path, texts, names, labels)
+    targets = whole.targets
     parts = split_indices(len(texts), (0.8, 0.1, 0.1), seed=seed, strata=targets)
-    whole = Split(texts, targets, [f"{Path(path).name}:{i + 1}" for i in range(len(texts))])
     counts = ", ".join(f"{label} {int((targets == i).sum())}" for i, label in enumerate(labels))
     return Dataset(*(whole.take(p) for p in parts), f"{len(texts)} labelled texts from {path} ({counts}), "
                    "stratified 80 / 10 / 10", {"labels": labels})
@@ -310,8 +309,26 @@ def labelled_split(path, input_kind: str, labels: list[str]) -> Split:
     unknown = sorted(set(names) - set(labels))
     if unknown:
         raise DataError(f"expected labels the model knows ({', '.join(labels)}), received {unknown[0]!r} in '{path}'")
+    return _text_split(path, texts, names, labels)
+
+
+def _text_split(path, texts: list[str], names: list[str], labels: list[str]) -> Split:
+    """The texts of ``path`` as a Split, each target the index of its label name in ``labels``, each text named
+    after the file and its record number."""
     return Split(texts, np.array([labels.index(name) for name in names], dtype=np.int64),
                  [f"{Path(path).name}:{i + 1}" for i in range(len(texts))])
+
+
+def fit_text_baseline(task, train: Split, recipe) -> None:
+    """Fit a text-labels task's classical baseline on the training split, when training plans (the core calls it
+    beside ``Task.plan``, so a task's own ``plan`` need not), and note it in the plan."""
+    targets = train.targets
+    if task.output_kind != "labels" or task.input_kind != "text" or not task.config.get("labels") or \
+            targets is None or not len(targets) or not all(isinstance(t, (int, np.integer)) for t in targets):
+        return
+    task._text_baseline = TextBaseline.fit(train.inputs, [int(t) for t in targets], len(task.config["labels"]))
+    if task._text_baseline is not None:
+        recipe.note(f"the classical baseline to beat: {TextBaseline.WHAT}")
 
 
 def save_text_baseline(task, folder) -> None:

@@ -29,8 +29,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from dlapps.data import Dataset, Split
 from dlapps.errors import MissingMethodError, PresetError
 from dlapps.inputs import FILE_KINDS  # noqa: F401  (re-exported: the input kinds read from files)
@@ -184,8 +182,8 @@ class Task:
     #: The ``dlapps.ood.InDistribution`` learnt from the training split's ``ood_features`` after training (the
     #: core sets, saves and loads it); None: no feature check.
     feature_density = None
-    #: A text-labels task's classical baseline (``label_outputs.TextBaseline``), which the default ``plan`` fits
-    #: and the core saves and loads with the model.
+    #: A text-labels task's classical baseline (``label_outputs.TextBaseline``), which the core fits when training
+    #: plans, and saves and loads with the model.
     _text_baseline = None
 
     def __init_subclass__(cls, **kwargs):
@@ -319,17 +317,7 @@ class Task:
         ``recipe.note(text)`` for facts the choice followed. The core then plans the batch size, steps, epochs,
         patience and warm-up (``dlapps.recipes.plan_training``); a value the user set (``--set``) or the
         dataset declares is kept whatever ``choose`` is told. Called after ``adapt``. The default chooses
-        nothing; for a text-labels task it fits the classical baseline (``TextBaseline``) on the training split
-        (call ``super().plan(dataset, recipe)`` in your own to keep it)."""
-        from dlapps.label_outputs import TextBaseline
-
-        targets = dataset.train.targets
-        if self.output_kind == "labels" and self.input_kind == "text" and self.config.get("labels") and \
-                targets is not None and len(targets) and all(isinstance(t, (int, np.integer)) for t in targets):
-            self._text_baseline = TextBaseline.fit(dataset.train.inputs, [int(t) for t in targets],
-                                                   len(self.config["labels"]))
-            if self._text_baseline is not None:
-                recipe.note(f"the classical baseline to beat: {TextBaseline.WHAT}")
+        nothing. (The core fits a text-labels task's classical baseline itself, beside this.)"""
 
     def load_preset(self, preset: str, config: dict):
         """A model that starts from a pretrained preset (a name or a local directory)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlapps import multiworker, ood, ood_calibration
+from dlapps import label_outputs, multiworker, ood, ood_calibration
 from dlapps import runtime as runtime_mod
 from dlapps import store
 from dlapps.errors import DataError
@@ -193,6 +193,7 @@ def plan(task, dataset, settings: dict, user=(), replicas: int = 1) -> Recipe:
         task.config[key] = settings[key]
     recipe = Recipe(task.config, user=user, given=dataset.config)
     task.plan(dataset, recipe)
+    label_outputs.fit_text_baseline(task, dataset.train, recipe)
     if task.config.get("schedule") != "own":
         plan_training(recipe, len(dataset.train), replicas)
     settings.update({key: task.config[key] for key in ("epochs", "batch_size", "patience")})
