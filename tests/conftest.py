@@ -238,7 +238,7 @@ def detection_model(home, detection_folder):
 
 
 #: A small, fast image-generation config for tests (quality is measured in benchmarks/).
-TINY_GENERATION_CONFIG = {"widths": [8, 16], "embedding_dim": 16, "passes_per_epoch": 1, "sample_chunk": 8,
+TINY_GENERATION_CONFIG = {"widths": [8, 16], "embedding_dim": 16, "sample_chunk": 8,
                           "judge_epochs": 2, "eval_steps": 2, "max_eval_images": 40}
 
 

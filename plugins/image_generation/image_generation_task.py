@@ -83,14 +83,15 @@ class ImageGeneration(Task):
         "dropout": 0.0,
         "class_dropout": 0.1,      # share of training examples whose class is hidden (classifier-free guidance)
         "timesteps": 1000,
-        "passes_per_epoch": 6,     # an epoch sees the training images this many times (diffusion needs many steps)
         "sample_chunk": 32,        # rows per network call when sampling (fixed: results never depend on the batch)
         "judge_epochs": 40,        # at most, for the independent classifier (early stopping)
         "eval_steps": 20,
         "max_eval_images": 2000,
-        "epochs": 8,
+        "epochs": 48,              # passes over the training images: diffusion needs many steps
+        "min_steps": 800,          # the default data's 48 passes; a small folder gets more passes
         "batch_size": 64,
         "patience": 6,
+        "patience_steps": 600,     # its validation loss (random noise levels) is noisy: wait 600 steps before stopping
         "schedule": "plateau",  # halve the rate on plateaus: measured so; the core plans the steps
         "learning_rate": 2e-3,
     }
@@ -137,14 +138,13 @@ class ImageGeneration(Task):
         return ({"image": self.pixels(raw), "label": np.int32(label)},)
 
     def make_dataset(self, split, training, batch_size, seed=0):
-        """The core's pipeline; training sees the images ``passes_per_epoch`` times an epoch, and validation
-        batches carry fixed noise and diffusion steps, so the validation loss measures the same thing
-        every epoch (early stopping compares like with like)."""
+        """The core's pipeline; validation batches carry fixed noise and diffusion steps, so the validation loss
+        measures the same thing every epoch (early stopping compares like with like)."""
         import tensorflow as tf
 
         ds = super().make_dataset(split, training, batch_size, seed)
         if training:
-            return ds.repeat(int(self.config["passes_per_epoch"]))
+            return ds
         timesteps = int(self.config["timesteps"])
 
         @tf.autograph.experimental.do_not_convert
