@@ -260,16 +260,16 @@ def with_baseline_check(task, metrics: dict) -> dict:
     checks = [check for check in (b.check(metrics, task) for b in baselines_of(task)) if check is not None]
     if not checks:
         return metrics
-    for check in checks:
-        if check["better"]:
-            continue
-        if check.get("kind") == "classical":
-            print(f"\ndlapps: WARNING: this {task.name} model is no better than a cheap classical model: "
-                  f"{check['message']}. Use more data, more training steps (--set steps=N) or a preset, or use "
-                  "the classical model.\n", file=sys.stderr)
-        else:
-            print(f"\ndlapps: WARNING: this {task.name} model looks useless: {check['message']}. Check the data "
-                  "(labels, balance, size) and the training settings before using it.\n", file=sys.stderr)
+    failed = [check for check in checks if not check["better"]]
+    trivial = "; ".join(check["message"] for check in failed if check.get("kind") != "classical")
+    classical = "; ".join(check["message"] for check in failed if check.get("kind") == "classical")
+    if trivial:  # one warning for all the trivial baselines a model does not beat
+        print(f"\ndlapps: WARNING: this {task.name} model looks useless: {trivial}. Check the data (labels, "
+              "balance, size) and the training settings before using it.\n", file=sys.stderr)
+    if classical:
+        print(f"\ndlapps: WARNING: this {task.name} model is no better than a cheap classical model: {classical}. "
+              "Use more data, more training steps (--set steps=N) or a preset, or use the classical model.\n",
+              file=sys.stderr)
     return {**metrics, "baseline_check": checks[0], "baseline_checks": checks}
 
 
