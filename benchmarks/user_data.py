@@ -1,5 +1,6 @@
 """Generators of user-like datasets: what a new user brings, not what the default models were tuned on: image
-folders (``write_image_folder``) and detection sets in COCO, YOLO and Pascal VOC layouts (``write_detection_set``).
+folders (``write_image_folder``), detection sets in COCO, YOLO and Pascal VOC layouts (``write_detection_set``),
+sentence-pair TSVs with a source column (``write_sentence_pairs``) and speech manifests (``write_speech_manifest``).
 
 Every generator writes a dataset in the field's standard on-disk format into a folder and returns it; the
 same seed writes the same files. ``python benchmarks/run.py --only user-data`` trains every task on a zoo of
@@ -419,3 +420,109 @@ def _write_voc(folder: Path, drawn: list, names: list) -> None:
         for split, part in [*parts.items(), ("trainval", parts["train"] + parts["val"])]:
             lines = "".join(f"{image.path.stem}\n" for image in part)
             (folder / "ImageSets" / "Main" / f"{split}.txt").write_text(lines, encoding="utf-8")
+
+
+# -- sentence-pair TSVs -------------------------------------------------------------------------------------
+def write_sentence_pairs(path, pairs: int = 15_000, programs: int = 12, seed: int = 0,
+                         malformed: int = 3) -> Path:
+    """A sentence-pair TSV (``English<TAB>French<TAB>program`` per line) of ``pairs`` real pairs from the French
+    message catalogs of ``programs`` free programs (the default translation corpus's cache: ``dlapps data
+    translation`` fetches it), drawn from the seed as evenly over the programs as their catalogs allow; plus
+    ``malformed`` broken lines a user's export has (no tab, an empty translation), which training reports and
+    skips. The third column names each pair's program, so ``dlapps train translation`` holds whole programs out:
+    its test chrF is on software it never saw, as a user's next text will be."""
+    from dlapps_plugins.translation import message_catalogs
+
+    catalogs = message_catalogs.cached_catalogs() or message_catalogs.fetch_catalogs()
+    splits, _ = message_catalogs.catalog_splits(str(catalogs))
+    by_program: dict[str, list] = {}
+    for rows in splits.values():
+        for source, target, program in rows:
+            by_program.setdefault(program, []).append((source, target))
+    rng = np.random.default_rng(seed)
+    names = sorted(by_program)
+    chosen = [names[i] for i in rng.choice(len(names), min(programs, len(names)), replace=False)]
+    pools = {name: [by_program[name][i] for i in rng.permutation(len(by_program[name]))] for name in chosen}
+    lines = []
+    while len(lines) < pairs and any(pools.values()):  # round robin: a big catalog does not drown the others
+        for name in chosen:
+            if pools[name] and len(lines) < pairs:
+                source, target = pools[name].pop()
+                lines.append(f"{source}\t{target}\t{name}")
+    broken = ["Save the file before closing", "Open a new window\t", "\tFermer"][:malformed]
+    for line in broken:
+        lines.insert(int(rng.integers(len(lines) + 1)), line)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# -- speech manifests ---------------------------------------------------------------------------------------
+#: What a user's own recordings say: commands for a home, with rooms, things and numbers (none of the default
+#: data's digit strings and command words alone).
+SPEECH_GRAMMAR = {
+    "verbs": ("turn on", "turn off", "dim", "open", "close", "check"),
+    "things": ("light", "fan", "heater", "blinds", "door", "window", "radio", "oven"),
+    "rooms": ("kitchen", "bedroom", "garage", "hall", "office", "garden", "attic"),
+}
+#: How the recordings are stored: (file suffix, sample rate, channels), in turn.
+SPEECH_FORMATS = ((".wav", 16_000, 1), (".flac", 22_050, 1), (".ogg", 44_100, 2), (".wav", 8_000, 1),
+                  (".flac", 48_000, 2))
+
+
+def speech_sentence(rng) -> str:
+    """One command as a user writes it down: capitals, punctuation, digits (``Dim the bedroom light to 40 percent.``)."""
+    g = SPEECH_GRAMMAR
+    verb, thing, room = (g[key][int(rng.integers(len(g[key])))] for key in ("verbs", "things", "rooms"))
+    text = f"{verb} the {room} {thing}"
+    if verb == "dim":
+        text += f" to {int(rng.integers(1, 10)) * 10} percent"
+    elif rng.random() < 0.3:
+        text += f" in {int(rng.integers(2, 60))} minutes"
+    text = text[0].upper() + text[1:]
+    return text + ("." if rng.random() < 0.7 else "")
+
+
+def write_speech_manifest(folder, utterances: int = 300, speakers: int = 12, seed: int = 0) -> Path:
+    """A speech folder as a user records it: ``utterances`` commands (``speech_sentence``) spoken by ``speakers``
+    espeak-ng voices (an accent and a variant each, their own speed and pitch), in room noise, stored as WAV,
+    FLAC and Ogg at 8 to 48 kHz, mono and stereo (``SPEECH_FORMATS``), and one ``manifest.csv`` (``audio``,
+    ``text``, ``speaker``; paths relative to it). The speaker column lets ``dlapps train speech-recognition``
+    hold whole speakers out. The path of the manifest is returned."""
+    import csv
+
+    import soundfile
+    from scipy.signal import resample_poly
+
+    from dlapps_plugins.speech_recognition import espeak_corpus as espeak
+
+    folder = Path(folder)
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    variants = espeak.espeak_variants()
+    voices = [(f"{espeak.ACCENTS[int(rng.integers(len(espeak.ACCENTS)))]}+"
+               f"{variants[int(rng.integers(len(variants)))]}", int(rng.integers(*espeak.SPEED_WPM)),
+               int(rng.integers(*espeak.PITCH))) for _ in range(speakers)]
+    rows = []
+    for index in range(utterances):
+        speaker = int(rng.integers(speakers))
+        voice, speed, pitch = voices[speaker]
+        text = speech_sentence(rng)
+        waveform = espeak.augment(rng, espeak.synthesize(espeak.with_pauses(rng, text), voice, speed, pitch))
+        suffix, rate, channels = SPEECH_FORMATS[index % len(SPEECH_FORMATS)]
+        if rate != espeak.SAMPLE_RATE:
+            divisor = math.gcd(rate, espeak.SAMPLE_RATE)
+            waveform = resample_poly(waveform, rate // divisor, espeak.SAMPLE_RATE // divisor).astype(np.float32)
+        if channels == 2:
+            waveform = np.stack([waveform, 0.8 * waveform], axis=1)
+        name = f"clips/{index:04d}{suffix}"
+        soundfile.write(folder / name, np.clip(waveform, -1, 1), rate,
+                        subtype="VORBIS" if suffix == ".ogg" else "PCM_16")
+        rows.append((name, text, f"speaker{speaker:02d}"))
+    manifest = folder / "manifest.csv"
+    with open(manifest, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["audio", "text", "speaker"])
+        writer.writerows(rows)
+    return manifest

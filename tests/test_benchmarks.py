@@ -31,4 +31,8 @@ def test_every_benchmark_runs_end_to_end_in_smoke_mode(tmp_path, home):
     bars = [row for row in report["bars"] if "bar" in row]
     assert len({row["benchmark"] for row in bars}) >= len(benchmarks.BENCHMARKS) - 1  # ood may only note
     assert all(isinstance(row["value"], float) for row in bars)
+    assert set(benchmarks.SMOKE_ZOO_SPECS) == set(benchmarks.USER_DATA_ZOOS)
+    for part, datasets in benchmarks.SMOKE_ZOO_SPECS.items():  # every part of the user-data zoo trained its set
+        for name in datasets:
+            assert any(f"'{name}'" in row["bar"] for row in bars), (part, name)
     assert f"smoke run: {len(bars)} bars computed by {len(benchmarks.BENCHMARKS)} benchmarks" in run.stdout

@@ -54,6 +54,36 @@ def test_beam_search_sums_the_paths_greedy_decoding_misses():
     assert ctc_decoding.decode(log_probs, beam_width=8) == [[A]]
 
 
+def test_a_likely_transcript_of_known_words_is_preferred_to_the_likeliest_misspelling():
+    g, o, x = (ALPHABET.index(c) + 1 for c in "gox")
+    # "gx" is likeliest (.55), "go" nearly as likely (.45): a model can only spell words it learnt.
+    log_probs = _log_probs([{g: 0.98}, {x: 0.55, o: 0.44}, {0: 0.98}])
+    frames = [3]
+    chosen, likeliest = ctc_decoding.decode_known_words(log_probs, {"go", "left"}, frames)
+    assert ctc_decoding.text_of(chosen[0]) == "go" and ctc_decoding.text_of(likeliest[0]) == "gx"
+    chosen, _ = ctc_decoding.decode_known_words(log_probs, {"gx"}, frames)  # both known: the likeliest
+    assert ctc_decoding.text_of(chosen[0]) == "gx"
+    chosen, _ = ctc_decoding.decode_known_words(log_probs, {"left"}, frames)  # neither known: the likeliest
+    assert ctc_decoding.text_of(chosen[0]) == "gx"
+    # A word clearly heard is kept though it is unknown (silence is far less likely), and a row of no frames
+    # (a window of digital silence) has no words, beside a row that has.
+    clear = _log_probs([{g: 0.97}, {x: 0.97}, {0: 0.97}])
+    chosen, likeliest = ctc_decoding.decode_known_words(np.concatenate([clear, clear]), {"go"}, [3, 0])
+    assert [ctc_decoding.text_of(ids) for ids in chosen + likeliest] == ["gx", "", "gx", ""]
+    # What it heard likeliest still decides whether it knows this speech, and the warning says what was heard.
+    task = SpeechRecognition({"vocabulary": ["go", "left", "stop"]})
+    kept = task._vocabulary_check({"text": "go left stop"}, unknown=["gx"], words=3)
+    assert "out_of_domain" not in kept and "warnings" not in kept
+    odd = task._vocabulary_check({"text": "go left"}, unknown=["gx", "lfet"], words=2)
+    assert odd["out_of_domain"] is True and "2 of 2 words it heard" in odd["warnings"][0] and "gx" in odd["warnings"][0]
+
+
+def test_spaces_at_the_ends_or_in_a_row_are_tidied():
+    space = ALPHABET.index(" ") + 1
+    assert ctc_decoding.tidy_spaces([space, A, space, space, B, space]) == [A, space, B]
+    assert ctc_decoding.tidy_spaces([space]) == [] and ctc_decoding.tidy_spaces([]) == []
+
+
 def test_alignment_finds_the_frames_of_each_character_and_repeats_need_a_blank():
     log_probs = _log_probs([{0: 0.9}, {A: 0.9}, {A: 0.9}, {0: 0.9}, {B: 0.9}, {0: 0.9}, {B: 0.9}])
     ids = ctc_decoding.decode(log_probs)[0]
@@ -86,12 +116,17 @@ def test_overlapping_windows_are_stitched_without_losing_or_repeating_words():
     combined = task.combine(results, pieces.context, options)
     assert combined["text"] == "one four five six seven"
     assert [w["start"] for w in combined["words"]] == [1.0, 6.8, 7.6, 11.9, 15.0]
+    # Two windows that hear one stretch of sound as different words: the first window's word is kept, and
+    # times only go forward ("sex" starts at 12.8 s, before "six", heard by window 1 at 12.5-12.9 s, ended).
+    results = [window([("one", 1.0)]), window([("six", 12.5)]), window([("sex", 12.8), ("seven", 15.0)])]
+    combined = task.combine(results, pieces.context, options)
+    assert combined["text"] == "one six seven"
 
     silence = task.preprocess((np.zeros(20 * 16_000, np.float32), 16_000), options)
     assert isinstance(silence, Pieces) and len(silence) == 0
-    assert task.combine([], silence.context, options) == {"text": "", "words": []}
+    assert task.combine([], silence.context, options) == {"text": "", "words": [], "unknown_words": []}
     assert task.combine([], silence.context, {**options, "characters": True}) == \
-        {"text": "", "words": [], "characters": []}
+        {"text": "", "words": [], "characters": [], "unknown_words": []}
 
 
 def test_transcripts_are_normalized_to_the_alphabet():
@@ -207,7 +242,7 @@ def test_any_file_and_waveform_gives_a_transcript_and_bad_ones_a_clear_error(spe
         ends = [0.0] + [t for w in result["words"] for t in (w["start"], w["end"])]
         assert ends == sorted(ends) and ends[-1] <= 1.0 + frame_seconds, (name, result)
         assert all(0.0 <= w["confidence"] <= 1.0 for w in result["words"]), (name, result)
-    assert speech_model.predict(str(tmp_path / "silence.wav")) == {"text": "", "words": []}
+    assert speech_model.predict(str(tmp_path / "silence.wav")) == {"text": "", "words": [], "unknown_words": []}
     same = speech_model.predict((tone, 48_000))
     assert same == speech_model.predict({"array": tone, "sampling_rate": 48_000})
     # The stereo file holds the tone in both channels, at 24 bits: the same sound as the waveform, so the same
@@ -492,6 +527,7 @@ def test_words_never_heard_in_training_flag_a_transcript():
     assert "out_of_domain" not in misheard and "lefd" in misheard["warnings"][0]
     odd = task._vocabulary_check({"text": "go lefd zzz"})  # mostly unknown: speech it does not know
     assert odd["out_of_domain"] is True and "lefd, zzz" in odd["warnings"][0] and "2 of 3 words" in odd["warnings"][0]
+    assert odd["warnings"][0].startswith("words it never heard in training: lefd, zzz: probably misheard")
 
 
 def test_sound_statistics_tell_noise_and_hum_from_a_tone_burst():

@@ -34,8 +34,56 @@ def decode(log_probs: np.ndarray, beam_width: int = 1, lengths=None) -> list[lis
     return [[int(i) for i in row if i > 0] for row in decoded]
 
 
+#: How many of beam search's best transcripts ``decode_known_words`` weighs...
+KNOWN_WORD_PATHS = 16
+#: ...and how much less likely than the likeliest one (a factor) a transcript of more known words may be.
+KNOWN_WORD_ODDS = 20.0
+
+
+def decode_known_words(log_probs: np.ndarray, vocabulary, lengths, beam_width: int = KNOWN_WORD_PATHS):
+    """Beam search's ``KNOWN_WORD_PATHS`` likeliest transcripts of each row; of those at most ``KNOWN_WORD_ODDS``
+    times less likely than the likeliest (and not empty when it is not), the one with the fewest words outside
+    ``vocabulary`` (the likeliest among equals): a model can only spell the words it learnt, so ``opn the dor``
+    gives way to ``open the door`` when the network found that nearly as likely, while a word clearly heard
+    that it never learnt is kept rather than dropped. Returns (the chosen label ids, the likeliest label ids) per row; a row of no
+    frames has none."""
+    from keras import ops
+
+    lengths = np.asarray(lengths).astype(np.int32)
+    paths = KNOWN_WORD_PATHS
+    # (beam search asks for at least one frame a row; a row of none is answered with no labels below)
+    decoded, scores = ops.ctc_decode(log_probs, np.maximum(lengths, 1), strategy="beam_search",
+                                     beam_width=max(beam_width, paths), top_paths=paths, mask_index=0)
+    decoded, scores = ops.convert_to_numpy(decoded), ops.convert_to_numpy(scores)
+    chosen, likeliest = [], []
+    for row in range(decoded.shape[1]):
+        if lengths[row] <= 0:
+            chosen.append([])
+            likeliest.append([])
+            continue
+        candidates = [[int(i) for i in decoded[k, row] if i > 0] for k in range(paths)]
+        top = int(np.argmax(scores[row]))
+        near = [k for k in range(paths) if scores[row, k] >= scores[row, top] - np.log(KNOWN_WORD_ODDS)
+                and (candidates[k] or not candidates[top])]  # not silence for what was heard as words
+        unknown = {k: sum(word not in vocabulary for word in text_of(candidates[k]).split()) for k in near}
+        best = min(near, key=lambda k: (unknown[k], -scores[row, k]))
+        chosen.append(candidates[best])
+        likeliest.append(candidates[top])
+    return chosen, likeliest
+
+
 def text_of(ids) -> str:
     return "".join(ALPHABET[i - 1] for i in ids)
+
+
+def tidy_spaces(ids: list[int]) -> list[int]:
+    """Label ids without spaces at either end or two in a row (a beam may end in a space)."""
+    space = ALPHABET.index(" ") + 1
+    tidy = []
+    for i in ids:
+        if i != space or (tidy and tidy[-1] != space):
+            tidy.append(i)
+    return tidy[:-1] if tidy and tidy[-1] == space else tidy
 
 
 def align(log_probs: np.ndarray, ids: list[int]) -> list[tuple[int, int, float]]:
@@ -94,6 +142,9 @@ def words_of(characters: list[dict]) -> list[dict]:
     return words
 
 
-def keep_between(items: list[dict], start: float, end: float) -> list[dict]:
-    """The timed items whose middle lies in [start, end): how overlapping windows are stitched."""
-    return [x for x in items if start <= (x["start"] + x["end"]) / 2 < end]
+def keep_between(items: list[dict], start: float, end: float, after: float = 0.0) -> list[dict]:
+    """The timed items whose middle lies in [start, end) and that start no sooner than ``after`` (where the
+    previous window's last kept item ended): how overlapping windows are stitched. Two windows may hear the
+    same stretch of sound as different words (each decodes its own context); the first one's are kept, so
+    times only go forward."""
+    return [x for x in items if start <= (x["start"] + x["end"]) / 2 < end and x["start"] >= after]

@@ -36,8 +36,11 @@ class SpeechRecognition(Task):
                 "of the spectrum) to its training recordings, and transcripts mostly of words it never heard in "
                 "training")
     predict_options = {
-        "beam_width": Option(int, 1, "1 is greedy decoding; more is CTC beam search", min=1, max=256),
+        "beam_width": Option(int, 1, "1 is greedy decoding, more is CTC beam search (with known_words, a beam of "
+                                     "at least 16)", min=1, max=256),
         "characters": Option(bool, False, "also return every character with when it was heard"),
+        "known_words": Option(bool, True, "of beam search's 16 likeliest transcripts, take the one with the fewest "
+                                          "words never heard in training (off: --beam-width alone decides)"),
     }
     default_config = {
         "model": "ctc",
@@ -51,6 +54,7 @@ class SpeechRecognition(Task):
         "window_overlap_seconds": 2.0,   # ...that overlap by this much, and stitched
         "max_transcript_tokens": 64,     # Moonshine presets: the longest transcript of one window, in tokens
         "epochs": 7,                     # about 85 s each on 2 CPU cores
+        "min_steps": 900,                # about the default data's 7 passes (987 steps); small data gets more
         "batch_size": 32,
         "patience": 3,
         "schedule": "plateau",  # halve the rate on plateaus: measured so; the core plans the steps
@@ -232,7 +236,7 @@ class SpeechRecognition(Task):
         return window, window - overlap
 
     def forward(self, model, batch, options):
-        from dlapps_plugins.speech_recognition.ctc_decoding import decode
+        from dlapps_plugins.speech_recognition.ctc_decoding import decode, decode_known_words
         from dlapps_plugins.speech_recognition.ctc_model import FRAME_STEP, heard_frames
 
         if self.moonshine:
@@ -243,42 +247,51 @@ class SpeechRecognition(Task):
         logits = np.asarray(predict_on_batch(model, batch), dtype=np.float32)
         log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
         frames = np.minimum(heard_frames(batch, self.config["time_reduction"]), log_probs.shape[1])
-        decoded = decode(log_probs, options["beam_width"], frames)
-        ids = np.full((len(decoded), max(1, max(map(len, decoded)))), -1, dtype=np.int32)
-        for row, labels in zip(ids, decoded):
-            row[:len(labels)] = labels
+        vocabulary = set(self.config.get("vocabulary") or ())
+        if options["known_words"] and vocabulary:
+            decoded, likeliest = decode_known_words(log_probs, vocabulary, frames, options["beam_width"])
+        else:
+            decoded = likeliest = decode(log_probs, options["beam_width"], frames)
         lengths = frames * FRAME_STEP * self.config["time_reduction"]  # the samples each row's frames cover
-        return {"log_probs": log_probs, "ids": ids, "features": frame_statistics(log_probs, frames),
-                "sound": sound_statistics(batch, lengths)}
+        return {"log_probs": log_probs, "ids": _padded(decoded), "likeliest_ids": _padded(likeliest),
+                "features": frame_statistics(log_probs, frames), "sound": sound_statistics(batch, lengths)}
 
     def ood_features(self, output):
         if not isinstance(output, dict) or "features" not in output:
             return None
         return {"heard": output["features"], "sound": output["sound"]}
 
-    def _vocabulary_check(self, result: dict) -> dict:
+    def _unknown_words(self, text: str) -> list[str]:
+        known = set(self.config.get("vocabulary") or ())
+        return [w for w in text.split() if w not in known] if known else []
+
+    def _vocabulary_check(self, result: dict, unknown: list[str] | None = None, words: int | None = None) -> dict:
         """Warn of words the model never heard in training (it can only spell what it learnt: such a word is a
         mishearing), and flag the transcript (``out_of_domain``) when they are more than
-        ``UNKNOWN_WORDS_SHARE`` of its words: speech it does not know, not one word misheard."""
-        known = set(self.config.get("vocabulary") or ())
-        words = result["text"].split()
-        unknown = [w for w in words if w not in known] if known else []
-        if unknown:
-            shown = ", ".join(dict.fromkeys(unknown[:10]))
-            result["warnings"] = [f"words it never heard in training: {shown}: probably misheard"]
-            if len(unknown) > UNKNOWN_WORDS_SHARE * len(words):
-                result["out_of_domain"] = True
-                result["warnings"][0] += f" ({len(unknown)} of {len(words)} words: speech it does not know?)"
+        ``UNKNOWN_WORDS_SHARE`` of its words: speech it does not know, not one word misheard. ``unknown``: those
+        of the likeliest transcript, when the result took a likely one of known words instead (``known_words``),
+        out of ``words``; by default those of the result's own text."""
+        words = len(result["text"].split()) if words is None else words
+        unknown = self._unknown_words(result["text"]) if unknown is None else unknown
+        left = self._unknown_words(result["text"])  # those the transcript still has
+        warnings = [f"words it never heard in training: {', '.join(dict.fromkeys(left[:10]))}: probably misheard"] \
+            if left else []
+        if unknown and len(unknown) > UNKNOWN_WORDS_SHARE * words:
+            result["out_of_domain"] = True
+            warnings.append(f"{len(unknown)} of {words} words it heard are words it never heard in training "
+                            f"({', '.join(dict.fromkeys(unknown[:10]))}): speech it does not know?")
+        if warnings:
+            result["warnings"] = ["; ".join(warnings)]
         return result
 
     def postprocess(self, output, context, options):
         """The window's transcript, words (and characters) with times in seconds from the recording's start."""
-        from dlapps_plugins.speech_recognition.ctc_decoding import text_of, timed_characters, words_of
+        from dlapps_plugins.speech_recognition.ctc_decoding import text_of, tidy_spaces, timed_characters, words_of
         from dlapps_plugins.speech_recognition.ctc_model import FRAME_STEP
 
         if self.moonshine:  # a transcript without frame alignment
             return {"text": " ".join(str(output["text"]).split()), "words": []}
-        ids = [int(i) for i in output["ids"] if i > 0]
+        ids = tidy_spaces([int(i) for i in output["ids"] if i > 0])  # the characters spell the text exactly
         log_probs = output["log_probs"][:context["frames"]]  # the frames of this recording, not of padding
         frame_seconds = FRAME_STEP * self.config["time_reduction"] / AUDIO_SAMPLE_RATE
         chars = timed_characters(log_probs, ids, frame_seconds)
@@ -288,7 +301,10 @@ class SpeechRecognition(Task):
         result = {"text": " ".join(text_of(ids).split()), "words": words_of(chars)}
         if options["characters"]:
             result["characters"] = chars
-        return self._vocabulary_check(result)
+        # What the network heard likeliest, before known words were preferred, decides whether it knows this speech.
+        likeliest = text_of(int(i) for i in output["likeliest_ids"] if i > 0)
+        result["unknown_words"] = self._unknown_words(likeliest)
+        return self._vocabulary_check(result, result["unknown_words"], len(likeliest.split()))
 
     def combine(self, results, context, options):
         """Stitch overlapping windows: each keeps what it heard nearer its own middle than its neighbours'."""
@@ -305,9 +321,13 @@ class SpeechRecognition(Task):
             start = (offsets[i - 1] + window + offsets[i]) / 2 if i else 0.0
             end = (offsets[i] + window + offsets[i + 1]) / 2 if i < len(results) - 1 else float("inf")
             for key in combined.keys() - {"text"}:
-                combined[key] += keep_between(result[key], start, end)
+                after = combined[key][-1]["end"] if combined[key] else 0.0
+                combined[key] += keep_between(result[key], start, end, after)
         combined["text"] = " ".join(w["word"] for w in combined["words"])
-        return self._vocabulary_check(combined)
+        # Every window's unknown words against every window's words: overlaps count twice on both sides.
+        unknown = [word for result in results for word in result.get("unknown_words", [])]
+        combined["unknown_words"] = list(dict.fromkeys(unknown))
+        return self._vocabulary_check(combined, unknown, sum(len(result["text"].split()) for result in results))
 
     def summarize(self, result):
         return result["text"] or "(no speech)"
@@ -340,6 +360,14 @@ class SpeechRecognition(Task):
         from dlapps_plugins.speech_recognition.speech_recognition_ui import speech_recognition_ui
 
         speech_recognition_ui(self, predictor)
+
+
+def _padded(rows: list[list[int]]) -> np.ndarray:
+    """Label ids of every row in one array, padded with -1."""
+    ids = np.full((len(rows), max(1, max(map(len, rows)))), -1, dtype=np.int32)
+    for row, labels in zip(ids, rows):
+        row[:len(labels)] = labels
+    return ids
 
 
 def frame_statistics(log_probs: np.ndarray, frames) -> np.ndarray:

@@ -39,12 +39,13 @@ def spectrogram_image(waveform: np.ndarray, characters: list[dict] = (), max_wid
 def speech_recognition_ui(task, predictor) -> None:
     import gradio as gr
 
-    def transcribe(audio, beam_width):
+    def transcribe(audio, beam_width, known_words=True):
         if audio is None:
             return "", None, [], [], ""
         with raise_for_ui():
             waveform = read_audio(audio)
-            result = predictor.predict((waveform, AUDIO_SAMPLE_RATE), beam_width=beam_width, characters=True)
+            result = predictor.predict((waveform, AUDIO_SAMPLE_RATE), beam_width=beam_width, characters=True,
+                                       known_words=known_words)
         timed = result.get("characters", [])  # a Moonshine preset model has no alignment
         words = [[w["word"], w["start"], w["end"], w["confidence"]] for w in result["words"]]
         chars = [[c["char"], c["start"], c["end"], c["confidence"]] for c in timed]
@@ -59,7 +60,10 @@ def speech_recognition_ui(task, predictor) -> None:
         with gr.Column():
             text = gr.Textbox(label="Transcript", lines=3, interactive=False, elem_id="speech-recognition-output")
             beam = option_control("beam_width", task.predict_options["beam_width"], task.config,
-                                  label="Beam width (1 = greedy)", elem_id="speech-recognition-beam")
+                                  label="Beam width (1 = greedy, unless words it learnt are preferred: then 16)", elem_id="speech-recognition-beam")
+            known = option_control("known_words", task.predict_options["known_words"], task.config,
+                                   label="Prefer words it learnt (of the 16 likeliest transcripts)",
+                                   elem_id="speech-recognition-known-words")
             button = gr.Button("Transcribe", variant="primary", elem_id="speech-recognition-run")
             notes = gr.Markdown(elem_id="speech-recognition-ood")
     spectrogram = gr.Image(label="Log-mel spectrogram, with each character where it was heard", type="numpy",
@@ -74,6 +78,6 @@ def speech_recognition_ui(task, predictor) -> None:
     examples = predictor.examples()
     if examples:  # test recordings the model transcribes exactly (see SpeechRecognition.example_is_right)
         gr.Examples(examples, inputs=audio, label="Examples (held-out voices; the file name is what was said)")
-    button.click(transcribe, [audio, beam], outputs, api_name="transcribe")
+    button.click(transcribe, [audio, beam, known], outputs, api_name="transcribe")
     # An uploaded file, a chosen example and a finished recording are transcribed at once.
-    audio.change(transcribe, [audio, beam], outputs, api_name=False)
+    audio.change(transcribe, [audio, beam, known], outputs, api_name=False)
