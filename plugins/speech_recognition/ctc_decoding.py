@@ -45,8 +45,8 @@ def decode_known_words(log_probs: np.ndarray, vocabulary, lengths, beam_width: i
     times less likely than the likeliest (and not empty when it is not), the one with the fewest words outside
     ``vocabulary`` (the likeliest among equals): a model can only spell the words it learnt, so ``opn the dor``
     gives way to ``open the door`` when the network found that nearly as likely, while a word clearly heard
-    that it never learnt is kept rather than dropped. Returns (the chosen label ids, the likeliest label ids) per row; a row of no
-    frames has none."""
+    that it never learnt is kept rather than dropped. Returns (the chosen label ids, the likeliest label ids)
+    per row; a row of no frames has none."""
     from keras import ops
 
     lengths = np.asarray(lengths).astype(np.int32)
@@ -65,7 +65,7 @@ def decode_known_words(log_probs: np.ndarray, vocabulary, lengths, beam_width: i
         top = int(np.argmax(scores[row]))
         near = [k for k in range(paths) if scores[row, k] >= scores[row, top] - np.log(KNOWN_WORD_ODDS)
                 and (candidates[k] or not candidates[top])]  # not silence for what was heard as words
-        unknown = {k: sum(word not in vocabulary for word in text_of(candidates[k]).split()) for k in near}
+        unknown = {k: len(unknown_words(text_of(candidates[k]), vocabulary)) for k in near}
         best = min(near, key=lambda k: (unknown[k], -scores[row, k]))
         chosen.append(candidates[best])
         likeliest.append(candidates[top])
@@ -74,6 +74,11 @@ def decode_known_words(log_probs: np.ndarray, vocabulary, lengths, beam_width: i
 
 def text_of(ids) -> str:
     return "".join(ALPHABET[i - 1] for i in ids)
+
+
+def unknown_words(text: str, vocabulary) -> list[str]:
+    """The words of ``text`` outside ``vocabulary`` (the words heard in training), in order."""
+    return [word for word in text.split() if word not in vocabulary]
 
 
 def tidy_spaces(ids: list[int]) -> list[int]:

@@ -262,8 +262,11 @@ class SpeechRecognition(Task):
         return {"heard": output["features"], "sound": output["sound"]}
 
     def _unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` the model never heard in training (none for a model without a vocabulary)."""
+        from dlapps_plugins.speech_recognition.ctc_decoding import unknown_words
+
         known = set(self.config.get("vocabulary") or ())
-        return [w for w in text.split() if w not in known] if known else []
+        return unknown_words(text, known) if known else []
 
     def _vocabulary_check(self, result: dict, unknown: list[str] | None = None, words: int | None = None) -> dict:
         """Warn of words the model never heard in training (it can only spell what it learnt: such a word is a
@@ -271,9 +274,9 @@ class SpeechRecognition(Task):
         ``UNKNOWN_WORDS_SHARE`` of its words: speech it does not know, not one word misheard. ``unknown``: those
         of the likeliest transcript, when the result took a likely one of known words instead (``known_words``),
         out of ``words``; by default those of the result's own text."""
-        words = len(result["text"].split()) if words is None else words
-        unknown = self._unknown_words(result["text"]) if unknown is None else unknown
         left = self._unknown_words(result["text"])  # those the transcript still has
+        words = len(result["text"].split()) if words is None else words
+        unknown = left if unknown is None else unknown
         warnings = [f"words it never heard in training: {', '.join(dict.fromkeys(left[:10]))}: probably misheard"] \
             if left else []
         if unknown and len(unknown) > UNKNOWN_WORDS_SHARE * words:
