@@ -472,7 +472,8 @@ SPEECH_FORMATS = ((".wav", 16_000, 1), (".flac", 22_050, 1), (".ogg", 44_100, 2)
 
 
 def speech_sentence(rng) -> str:
-    """One command as a user writes it down: capitals, punctuation, digits (``Dim the bedroom light to 40 percent.``)."""
+    """One command as a user writes it down, with capitals, punctuation and digits:
+    ``Dim the bedroom light to 40 percent.``"""
     g = SPEECH_GRAMMAR
     verb, thing, room = (g[key][int(rng.integers(len(g[key])))] for key in ("verbs", "things", "rooms"))
     text = f"{verb} the {room} {thing}"
